@@ -1,0 +1,1 @@
+//! GELF for tracing.

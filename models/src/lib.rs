@@ -1,0 +1,1 @@
+//! Candle models and the text front end used by the TTS node.
