@@ -1,0 +1,461 @@
+//! The builder: every setting with its default, validated at `build()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_core::Level;
+
+use crate::encode::{sanitize_field_name, EncodeConfig, OwnedField, OwnedValue, EMPTY_VALUE};
+use crate::guard::{GelfGuard, GelfHandle};
+use crate::layer::{GelfLayer, LayerConfig};
+use crate::redact::{Redactor, DEFAULT_SECRET_NAMES, REDACTED};
+use crate::transport::TcpTransport;
+use crate::worker::{ErrorCallback, ErrorReporter, Shared, Worker, WorkerConfig};
+use crate::{BuildError, Endpoint, TransportError};
+
+/// Graylog's TCP input closes the connection on a frame of 2 MiB or more.
+pub const GRAYLOG_MAX_FRAME: usize = 2 * 1024 * 1024;
+
+/// What to do with an event when the queue is full.
+///
+/// ```
+/// use gelf_tracing::{GelfLayer, OverflowPolicy};
+/// let b = GelfLayer::builder().overflow_policy(OverflowPolicy::DropOldest);
+/// # drop(b);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// Drop the new event and count it (the default): what is queued is
+    /// delivered in order, the newest events are lost.
+    #[default]
+    DropNewest,
+    /// Drop the oldest queued event to make room and count it: the most
+    /// recent events are kept.
+    DropOldest,
+}
+
+/// A value for [`GelfLayerBuilder::static_field`].
+///
+/// ```
+/// use gelf_tracing::FieldValue;
+/// let v: FieldValue = "eu-west-1".into();
+/// let n: FieldValue = 3u64.into();
+/// # drop((v, n));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// A string.
+    Str(String),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float.
+    F64(f64),
+    /// A boolean (sent as `"true"`/`"false"`: Graylog drops JSON booleans).
+    Bool(bool),
+}
+
+macro_rules! field_value_from {
+    ($($t:ty => $v:ident via $conv:expr),* $(,)?) => {
+        $(impl From<$t> for FieldValue {
+            fn from(x: $t) -> Self {
+                FieldValue::$v($conv(x))
+            }
+        })*
+    };
+}
+
+field_value_from! {
+    &str => Str via str::to_owned,
+    String => Str via std::convert::identity,
+    i64 => I64 via std::convert::identity,
+    i32 => I64 via i64::from,
+    u64 => U64 via std::convert::identity,
+    u32 => U64 via u64::from,
+    f64 => F64 via std::convert::identity,
+    bool => Bool via std::convert::identity,
+}
+
+/// Builds a [`GelfLayer`] and its [`GelfGuard`].
+///
+/// Defaults: host = the machine's hostname; levels ERROR 3, WARN 4, INFO 6,
+/// DEBUG 7, TRACE 7; queue 65 536 events or 64 MiB; [`OverflowPolicy::DropNewest`];
+/// messages capped at 1 MiB; `short_message` cut at 250 characters; default
+/// secret names redacted; reconnect backoff 100 ms → 30 s with jitter; connect
+/// timeout 5 s; write timeout 10 s; flush on drop within 5 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use tracing::Level;
+///
+/// let (layer, guard) = gelf_tracing::GelfLayer::builder()
+///     .endpoint("tcp://graylog.internal:12201")?
+///     .host("tts-node-01.eu")
+///     .static_field("node_id", "tts-node-01")
+///     .static_field("env", "prod")
+///     .level(Level::DEBUG, 7)
+///     .queue_capacity(10_000)
+///     .redact_field("session")
+///     .redact_value(r"Bearer [A-Za-z0-9._~+/-]+")
+///     .flush_timeout(Duration::from_secs(2))
+///     .build()?;
+/// # drop((layer, guard));
+/// # Ok::<(), gelf_tracing::BuildError>(())
+/// ```
+pub struct GelfLayerBuilder {
+    endpoint: Option<Endpoint>,
+    host: Option<String>,
+    statics: Vec<(String, FieldValue)>,
+    levels: [u8; 5],
+    queue_capacity: usize,
+    queue_max_bytes: usize,
+    overflow: OverflowPolicy,
+    max_message_bytes: usize,
+    short_message_max_chars: usize,
+    secret_names: Vec<String>,
+    value_patterns: Vec<String>,
+    backoff: (Duration, Duration),
+    connect_timeout: Duration,
+    write_timeout: Duration,
+    flush_timeout: Duration,
+    batch_max_bytes: usize,
+    on_error: Option<ErrorCallback>,
+    stderr_interval: Duration,
+}
+
+impl std::fmt::Debug for GelfLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GelfLayerBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("host", &self.host)
+            .field("statics", &self.statics.len())
+            .field("levels", &self.levels)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("queue_max_bytes", &self.queue_max_bytes)
+            .field("overflow", &self.overflow)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("on_error", &self.on_error.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GelfLayerBuilder {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            host: None,
+            statics: Vec::new(),
+            levels: [3, 4, 6, 7, 7],
+            queue_capacity: 65_536,
+            queue_max_bytes: 64 * 1024 * 1024,
+            overflow: OverflowPolicy::DropNewest,
+            max_message_bytes: 1024 * 1024,
+            short_message_max_chars: 250,
+            secret_names: DEFAULT_SECRET_NAMES.iter().map(|s| s.to_string()).collect(),
+            value_patterns: Vec::new(),
+            backoff: (Duration::from_millis(100), Duration::from_secs(30)),
+            connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(5),
+            batch_max_bytes: 256 * 1024,
+            on_error: None,
+            stderr_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl GelfLayerBuilder {
+    /// Where to send, e.g. `tcp://graylog:12201`. Without it, `build()` reads
+    /// the `GELF_ENDPOINT` environment variable.
+    pub fn endpoint(mut self, endpoint: &str) -> Result<Self, BuildError> {
+        self.endpoint = Some(endpoint.parse()?);
+        Ok(self)
+    }
+
+    /// The GELF `host` field (default: this machine's hostname). Must not be blank.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// A field added to every event unless the event or one of its spans sets
+    /// the same name. The name is sanitised like any field name.
+    pub fn static_field(mut self, name: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.statics.push((name.into(), value.into()));
+        self
+    }
+
+    /// The syslog severity (0–7) sent for a tracing level.
+    pub fn level(mut self, level: Level, severity: u8) -> Self {
+        let i = match level {
+            Level::ERROR => 0,
+            Level::WARN => 1,
+            Level::INFO => 2,
+            Level::DEBUG => 3,
+            Level::TRACE => 4,
+        };
+        self.levels[i] = severity;
+        self
+    }
+
+    /// Most events waiting to be sent (default 65 536).
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_capacity = events;
+        self
+    }
+
+    /// Most bytes of encoded events waiting to be sent (default 64 MiB).
+    pub fn queue_max_bytes(mut self, bytes: usize) -> Self {
+        self.queue_max_bytes = bytes;
+        self
+    }
+
+    /// What happens to an event when the queue is full (default: drop it and count it).
+    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// Largest encoded message (default 1 MiB; at most 2 MiB − 1, Graylog's TCP limit).
+    /// Larger messages are cut, never dropped.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Characters of the first line kept in `short_message` (default 250);
+    /// the whole message then goes to `full_message`.
+    pub fn short_message_max_chars(mut self, chars: usize) -> Self {
+        self.short_message_max_chars = chars;
+        self
+    }
+
+    /// Also redact fields whose name contains `fragment` (case-insensitive).
+    pub fn redact_field(mut self, fragment: impl Into<String>) -> Self {
+        self.secret_names.push(fragment.into());
+        self
+    }
+
+    /// Replace matches of this regular expression with `[REDACTED]` in every
+    /// string value and message.
+    pub fn redact_value(mut self, pattern: impl Into<String>) -> Self {
+        self.value_patterns.push(pattern.into());
+        self
+    }
+
+    /// Forget the default secret names ([`DEFAULT_SECRET_NAMES`](crate::DEFAULT_SECRET_NAMES));
+    /// names added with [`redact_field`](Self::redact_field) after this call still apply.
+    pub fn without_default_redaction(mut self) -> Self {
+        self.secret_names.clear();
+        self
+    }
+
+    /// Reconnect delays: exponential from `min` to `max`, each with jitter
+    /// (default 100 ms → 30 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// Longest wait for a TCP connection (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Longest a write may block before the connection is given up and
+    /// re-established (default 10 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Deadline for the flush when the guard is dropped (default 5 s).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Most bytes the worker writes in one batch (default 256 KiB).
+    pub fn batch_max_bytes(mut self, bytes: usize) -> Self {
+        self.batch_max_bytes = bytes;
+        self
+    }
+
+    /// Called on the worker thread for every transport error (connection
+    /// refused, DNS failure, write error). Events logged from inside it are
+    /// not shipped, so it cannot feed back into the layer.
+    pub fn on_error(mut self, callback: impl Fn(&TransportError) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(callback));
+        self
+    }
+
+    /// Least time between two transport errors printed to stderr (default 10 s).
+    pub fn stderr_interval(mut self, interval: Duration) -> Self {
+        self.stderr_interval = interval;
+        self
+    }
+
+    /// Validates the settings, starts the worker thread and returns the layer
+    /// and its guard.
+    pub fn build(self) -> Result<(GelfLayer, GelfGuard), BuildError> {
+        let setting = |name: &'static str, reason: String| BuildError::Setting { name, reason };
+        let endpoint = match self.endpoint {
+            Some(e) => e,
+            None => match std::env::var("GELF_ENDPOINT") {
+                Ok(s) if !s.trim().is_empty() => s.parse()?,
+                _ => return Err(BuildError::NoEndpoint),
+            },
+        };
+        let host = match self.host {
+            Some(h) => h.trim().to_owned(),
+            None => default_host(),
+        };
+        if host.is_empty() || host.len() > 255 {
+            return Err(setting(
+                "host",
+                format!("{host:?} must have 1 to 255 characters"),
+            ));
+        }
+        if let Some(s) = self.levels.iter().find(|&&s| s > 7) {
+            return Err(setting(
+                "level",
+                format!("severity {s} is not a syslog level 0-7"),
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(setting("queue_capacity", "must be at least 1".into()));
+        }
+        if !(1024..GRAYLOG_MAX_FRAME).contains(&self.max_message_bytes) {
+            return Err(setting(
+                "max_message_bytes",
+                format!(
+                    "{} must be from 1024 to {} (Graylog closes the connection on a 2 MiB frame)",
+                    self.max_message_bytes,
+                    GRAYLOG_MAX_FRAME - 1
+                ),
+            ));
+        }
+        if self.queue_max_bytes < self.max_message_bytes {
+            return Err(setting(
+                "queue_max_bytes",
+                format!(
+                    "{} is less than max_message_bytes ({}): a largest message could never be queued",
+                    self.queue_max_bytes, self.max_message_bytes
+                ),
+            ));
+        }
+        if self.short_message_max_chars == 0 {
+            return Err(setting(
+                "short_message_max_chars",
+                "must be at least 1".into(),
+            ));
+        }
+        let (bmin, bmax) = self.backoff;
+        if bmin.is_zero() || bmin > bmax {
+            return Err(setting(
+                "reconnect_backoff",
+                format!("min {bmin:?} must be positive and not above max {bmax:?}"),
+            ));
+        }
+        for (name, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(setting(name, "must be positive".into()));
+            }
+        }
+        let redactor = Redactor::new(&self.secret_names, &self.value_patterns)?;
+        let statics = self
+            .statics
+            .into_iter()
+            .map(|(name, value)| static_field(&redactor, &name, value))
+            .collect::<Vec<_>>();
+        let encode = EncodeConfig {
+            host,
+            short_message_max_chars: self.short_message_max_chars,
+            max_message_bytes: self.max_message_bytes,
+        };
+
+        let shared = Arc::new(Shared::new(ErrorReporter::new(
+            self.on_error,
+            self.stderr_interval,
+        )));
+        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
+        let worker = Worker::new(
+            WorkerConfig {
+                transport: TcpTransport {
+                    endpoint,
+                    connect_timeout: self.connect_timeout,
+                    write_timeout: self.write_timeout,
+                },
+                batch_max_bytes: self.batch_max_bytes.max(1),
+                backoff_min: bmin,
+                backoff_max: bmax,
+                encode: encode.clone(),
+                statics: statics.clone(),
+            },
+            Arc::clone(&shared),
+            rx.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("gelf-worker".into())
+            .spawn(move || worker.run())
+            .map_err(BuildError::Spawn)?;
+        let _ = shared.worker.set(thread.thread().clone());
+
+        let layer = GelfLayer {
+            tx,
+            evict: rx,
+            shared: Arc::clone(&shared),
+            inner: Arc::new(LayerConfig {
+                encode,
+                redactor,
+                statics,
+                levels: self.levels,
+                queue_max_bytes: self.queue_max_bytes,
+                overflow: self.overflow,
+            }),
+        };
+        let guard = GelfGuard {
+            handle: GelfHandle { shared },
+            worker: Some(thread),
+            flush_timeout: self.flush_timeout,
+        };
+        Ok((layer, guard))
+    }
+}
+
+/// The machine's hostname, or `unknown-host` when it cannot be read.
+fn default_host() -> String {
+    let h = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if h.is_empty() {
+        "unknown-host".to_owned()
+    } else {
+        h
+    }
+}
+
+fn static_field(redactor: &Redactor, name: &str, value: FieldValue) -> OwnedField {
+    let value = if redactor.is_secret_name(name) {
+        OwnedValue::Str(REDACTED.into())
+    } else {
+        match value {
+            FieldValue::Str(s) if s.trim().is_empty() => OwnedValue::Str(EMPTY_VALUE.into()),
+            FieldValue::Str(s) => OwnedValue::Str(redactor.redact_value(&s).into()),
+            FieldValue::I64(v) => OwnedValue::I64(v),
+            FieldValue::U64(v) => OwnedValue::U64(v),
+            FieldValue::F64(v) => OwnedValue::F64(v),
+            FieldValue::Bool(v) => OwnedValue::Bool(v),
+        }
+    };
+    OwnedField {
+        name: sanitize_field_name(name).into(),
+        value,
+    }
+}

@@ -1,0 +1,144 @@
+//! The guard returned with the layer: flushes on drop, gives stats.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::worker::Shared;
+use crate::{FlushError, Stats};
+
+/// A cloneable handle on the layer's delivery: [`stats`](GelfHandle::stats)
+/// for metrics endpoints, [`flush`](GelfHandle::flush) before a risky step.
+///
+/// ```
+/// let (_layer, guard) = gelf_tracing::GelfLayer::builder()
+///     .endpoint("tcp://127.0.0.1:12201")?
+///     .build()?;
+/// let handle = guard.handle();
+/// std::thread::spawn(move || println!("dropped so far: {}", handle.stats().dropped))
+///     .join()
+///     .unwrap();
+/// # Ok::<(), gelf_tracing::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct GelfHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl GelfHandle {
+    /// A snapshot of the delivery figures.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Waits until every event emitted so far is sent or dropped, or until
+    /// `timeout` passes. Events emitted meanwhile by other threads are waited
+    /// for too.
+    ///
+    /// ```no_run
+    /// # let (_layer, guard) = gelf_tracing::GelfLayer::builder().endpoint("tcp://127.0.0.1:12201")?.build()?;
+    /// if let Err(e) = guard.handle().flush(std::time::Duration::from_secs(2)) {
+    ///     eprintln!("{e}");
+    /// }
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let shared = &self.shared;
+        shared.flush_waiters.fetch_add(1, Relaxed);
+        let mut guard = match shared.progress.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let result = loop {
+            let pending = shared.counters.pending();
+            if pending == 0 {
+                break Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline || shared.worker_done.load(Relaxed) {
+                break Err(FlushError::Timeout {
+                    waited: now - start,
+                    pending,
+                });
+            }
+            // Bounded wait: the worker notifies after each batch, and the
+            // short cap covers a notification sent just before we waited.
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            guard = match shared.progress_cv.wait_timeout(guard, wait) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        };
+        drop(guard);
+        shared.flush_waiters.fetch_sub(1, Relaxed);
+        result
+    }
+}
+
+/// Returned with the [`GelfLayer`](crate::GelfLayer); keep it alive for as long
+/// as events should be shipped (typically in `main`).
+///
+/// When dropped it flushes with the deadline set by
+/// [`GelfLayerBuilder::flush_timeout`](crate::GelfLayerBuilder::flush_timeout)
+/// (default 5 s), then stops the worker; events still unsent at the deadline
+/// are counted as dropped. Dropping it never takes longer than that deadline
+/// plus a short grace for the worker to stop.
+///
+/// ```
+/// let (layer, guard) = gelf_tracing::GelfLayer::builder()
+///     .endpoint("tcp://127.0.0.1:12201")?
+///     .flush_timeout(std::time::Duration::from_millis(200))
+///     .build()?;
+/// drop(layer);
+/// drop(guard); // returns within ~200 ms even though nothing listens
+/// # Ok::<(), gelf_tracing::BuildError>(())
+/// ```
+#[must_use = "dropping the guard stops delivery; keep it alive in main"]
+pub struct GelfGuard {
+    pub(crate) handle: GelfHandle,
+    pub(crate) worker: Option<JoinHandle<()>>,
+    pub(crate) flush_timeout: Duration,
+}
+
+/// How long the guard waits for the worker to stop after the flush deadline.
+const STOP_GRACE: Duration = Duration::from_millis(200);
+
+impl GelfGuard {
+    /// A snapshot of the delivery figures.
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
+    }
+
+    /// Waits until everything emitted so far is sent or dropped, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.handle.flush(timeout)
+    }
+
+    /// A cloneable handle for stats and flushes from elsewhere.
+    pub fn handle(&self) -> GelfHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for GelfGuard {
+    fn drop(&mut self) {
+        let _ = self.handle.flush(self.flush_timeout);
+        let shared = &self.handle.shared;
+        shared.shutdown.store(true, Relaxed);
+        shared.wake_worker();
+        let until = Instant::now() + STOP_GRACE;
+        while !shared.worker_done.load(Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if shared.worker_done.load(Relaxed) {
+            if let Some(h) = self.worker.take() {
+                let _ = h.join();
+            }
+        }
+        // Otherwise the worker is inside a bounded connect or write; it stops
+        // on its own and counts what it still holds as dropped.
+    }
+}
