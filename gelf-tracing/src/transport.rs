@@ -87,8 +87,8 @@ impl TcpConnection {
 
     /// True when the peer has closed the connection. A GELF server never sends
     /// anything, so a readable socket means end of stream or an error. Checked
-    /// before writing after an idle spell, so events are not written into a
-    /// connection the server already dropped (they would be lost unnoticed).
+    /// before every batch, so events are not written into a connection the
+    /// server already dropped (they would be lost unnoticed).
     #[cfg(unix)]
     pub(crate) fn peer_closed(&self) -> bool {
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];

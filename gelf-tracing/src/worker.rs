@@ -25,9 +25,6 @@ thread_local! {
 /// How long the worker waits for a frame before it does housekeeping.
 const IDLE_TICK: Duration = Duration::from_millis(50);
 
-/// Idle time after which the connection is probed before it is written to.
-const PROBE_AFTER_IDLE: Duration = Duration::from_millis(100);
-
 /// A callback for transport errors.
 pub(crate) type ErrorCallback = Arc<dyn Fn(&TransportError) + Send + Sync>;
 
@@ -160,7 +157,6 @@ pub(crate) struct Worker {
     pending_bytes: usize,
     conn: Option<TcpConnection>,
     ever_connected: bool,
-    last_write: Instant,
     backoff: Backoff,
     buf: Vec<u8>,
     ends: Vec<usize>,
@@ -179,7 +175,6 @@ impl Worker {
             pending_bytes: 0,
             conn: None,
             ever_connected: false,
-            last_write: Instant::now(),
             backoff,
             buf: Vec::with_capacity(cap),
             ends: Vec::new(),
@@ -250,10 +245,10 @@ impl Worker {
     /// Connects if needed, sleeping the backoff delay after a failure.
     /// Returns true with a connection in hand.
     fn ensure_connected(&mut self) -> bool {
-        if let Some(c) = &self.conn {
-            if self.last_write.elapsed() >= PROBE_AFTER_IDLE && c.peer_closed() {
-                self.disconnect();
-            }
+        // One cheap non-blocking peek per batch: frames written into a
+        // connection the server already closed would be lost unnoticed.
+        if self.conn.as_ref().is_some_and(TcpConnection::peer_closed) {
+            self.disconnect();
         }
         if self.conn.is_some() {
             return true;
@@ -265,7 +260,6 @@ impl Worker {
                 }
                 self.ever_connected = true;
                 self.conn = Some(c);
-                self.last_write = Instant::now();
                 self.shared.counters.connected.store(true, Relaxed);
                 self.backoff.reset();
                 true
@@ -312,7 +306,6 @@ impl Worker {
             self.ends.push(self.buf.len());
         }
         let result = conn.write_batch(&self.buf);
-        self.last_write = Instant::now();
         let c = &self.shared.counters;
         match result {
             Ok(()) => {
