@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use tracing_core::Level;
 
-use crate::encode::{sanitize_field_name, EncodeConfig, OwnedField, OwnedValue, EMPTY_VALUE};
+use crate::encode::{EncodeConfig, OwnedField, OwnedValue, EMPTY_VALUE};
 use crate::guard::{GelfGuard, GelfHandle};
 use crate::layer::{GelfLayer, LayerConfig};
 use crate::redact::{Redactor, DEFAULT_SECRET_NAMES, REDACTED};
 use crate::transport::TcpTransport;
 use crate::worker::{ErrorCallback, ErrorReporter, Shared, Worker, WorkerConfig};
 use crate::{BuildError, Endpoint, TransportError};
+
+/// Distinguishes layers in the per-thread callsite caches.
+static NEXT_LAYER_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Graylog's TCP input closes the connection on a frame of 2 MiB or more.
 pub const GRAYLOG_MAX_FRAME: usize = 2 * 1024 * 1024;
@@ -411,6 +414,7 @@ impl GelfLayerBuilder {
             evict: rx,
             shared: Arc::clone(&shared),
             inner: Arc::new(LayerConfig {
+                id: NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 encode,
                 redactor,
                 statics,
@@ -454,8 +458,5 @@ fn static_field(redactor: &Redactor, name: &str, value: FieldValue) -> OwnedFiel
             FieldValue::Bool(v) => OwnedValue::Bool(v),
         }
     };
-    OwnedField {
-        name: sanitize_field_name(name).into(),
-        value,
-    }
+    OwnedField::new(name, value)
 }

@@ -16,8 +16,12 @@
 //! allocates only the output frame.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
+use std::rc::Rc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::redact::Redactor;
@@ -73,7 +77,7 @@ pub fn sanitize_field_name(name: &str) -> Cow<'_, str> {
     // Replacing characters can create a new leading underscore ("ü" -> "_"):
     // after GELF's own `_` that would be "__", which Graylog drops.
     if out.starts_with('_') {
-        out.insert_str(0, "f");
+        out.insert(0, 'f');
     }
     if out.is_empty() {
         out.push_str("field");
@@ -101,6 +105,102 @@ fn is_clean_name(name: &str) -> bool {
         && !name.starts_with("gl2_")
 }
 
+/// Returns the sanitised form of a field name as a `&'static str`.
+///
+/// Field names in `tracing` are `&'static str` from the program's code, so
+/// the set of distinct names is bounded; the sanitised copy of a name that
+/// needs changing is made once and kept for the life of the process.
+pub(crate) fn static_field_name(name: &str) -> &'static str {
+    static INTERNED: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let clean = sanitize_field_name(name);
+    let map = INTERNED.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = map.get(clean.as_ref()) {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(clean.clone().into_owned().into_boxed_str());
+    map.insert(clean.into_owned(), leaked);
+    leaked
+}
+
+/// A cheap hash of a field name, compared before the names themselves.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    // FNV-1a: names are short, so a simple byte loop is fastest.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// What the encoder needs to know about one field of a callsite, worked out
+/// once per callsite (see [`CallsiteCache`]) instead of once per event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldInfo {
+    name: &'static str,
+    hash: u64,
+    secret: bool,
+}
+
+impl FieldInfo {
+    fn new(raw: &str, redactor: &Redactor) -> Self {
+        let name = static_field_name(raw);
+        Self {
+            name,
+            hash: name_hash(name),
+            secret: redactor.is_secret_name(raw),
+        }
+    }
+}
+
+/// Per-thread cache of [`FieldInfo`]s by layer and callsite metadata.
+#[derive(Default)]
+pub(crate) struct CallsiteCache {
+    map: HashMap<(usize, usize), Rc<[FieldInfo]>, BuildHasherDefault<PtrHasher>>,
+}
+
+impl CallsiteCache {
+    /// The field infos of `meta` for the layer `layer_id`.
+    pub(crate) fn get(
+        &mut self,
+        layer_id: usize,
+        meta: &'static tracing_core::Metadata<'static>,
+        redactor: &Redactor,
+    ) -> Rc<[FieldInfo]> {
+        let key = (layer_id, meta as *const _ as usize);
+        Rc::clone(self.map.entry(key).or_insert_with(|| {
+            meta.fields()
+                .iter()
+                .map(|f| FieldInfo::new(f.name(), redactor))
+                .collect()
+        }))
+    }
+}
+
+/// A hasher for pointer-sized keys: one multiply per word.
+#[derive(Default)]
+pub(crate) struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 /// A field value owned by the layer (static fields and span fields).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum OwnedValue {
@@ -114,15 +214,21 @@ pub(crate) enum OwnedValue {
 /// A field whose name is already sanitised and whose value is already redacted.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OwnedField {
-    pub(crate) name: Box<str>,
+    pub(crate) name: &'static str,
+    pub(crate) hash: u64,
     pub(crate) value: OwnedValue,
 }
 
-/// Where a field name lives while an event is encoded.
-#[derive(Debug, Clone)]
-enum NameRef {
-    Static(&'static str),
-    Text(Range<usize>),
+impl OwnedField {
+    /// A field from a raw name (sanitised here) and a ready value.
+    pub(crate) fn new(raw_name: &str, value: OwnedValue) -> Self {
+        let name = static_field_name(raw_name);
+        Self {
+            name,
+            hash: name_hash(name),
+            value,
+        }
+    }
 }
 
 /// Where a field value lives while an event is encoded.
@@ -137,7 +243,8 @@ enum ValRef {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    name: NameRef,
+    name: &'static str,
+    hash: u64,
     value: ValRef,
 }
 
@@ -150,9 +257,21 @@ pub(crate) struct Scratch {
     message: Option<Range<usize>>,
     error_chain: Option<Range<usize>>,
     tmp: String,
+    pub(crate) callsites: CallsiteCache,
+    last_size: usize,
 }
 
 impl Scratch {
+    /// A capacity for the next frame: the last frame's size plus a margin,
+    /// so the output buffer is allocated once.
+    pub(crate) fn size_hint(&self) -> usize {
+        (self.last_size + 128).clamp(512, 64 * 1024)
+    }
+
+    pub(crate) fn note_size(&mut self, size: usize) {
+        self.last_size = size;
+    }
+
     pub(crate) fn clear(&mut self) {
         self.text.clear();
         self.entries.clear();
@@ -160,18 +279,10 @@ impl Scratch {
         self.error_chain = None;
     }
 
-    fn name(&self, n: &NameRef) -> &str {
-        match n {
-            NameRef::Static(s) => s,
-            NameRef::Text(r) => &self.text[r.clone()],
-        }
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.entries.iter().any(|e| {
-            let n = self.name(&e.name);
-            n.len() == name.len() && n == name
-        })
+    fn position(&self, name: &str, hash: u64) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.hash == hash && e.name == name)
     }
 
     fn push_text(&mut self, s: &str) -> Range<usize> {
@@ -180,30 +291,34 @@ impl Scratch {
         start..self.text.len()
     }
 
+    fn push_redacted_text(&mut self, s: &str, redactor: &Redactor) -> Range<usize> {
+        match redactor.redact_value(s) {
+            Cow::Borrowed(s) => self.push_text(s),
+            Cow::Owned(s) => self.push_text(&s),
+        }
+    }
+
     /// Pushes a string value; blank strings become [`EMPTY_VALUE`].
     fn push_value_str(&mut self, s: &str, redactor: &Redactor) -> ValRef {
         if s.trim().is_empty() {
             return ValRef::Text(self.push_text(EMPTY_VALUE));
         }
-        match redactor.redact_value(s) {
-            Cow::Borrowed(s) => ValRef::Text(self.push_text(s)),
-            Cow::Owned(s) => ValRef::Text(self.push_text(&s)),
-        }
+        ValRef::Text(self.push_redacted_text(s, redactor))
     }
 
-    fn push_name(&mut self, name: &'static str) -> NameRef {
-        match sanitize_field_name(name) {
-            Cow::Borrowed(n) => NameRef::Static(n),
-            Cow::Owned(n) => NameRef::Text(self.push_text(&n)),
+    /// Sets a field, replacing an earlier value of the same name.
+    fn set(&mut self, name: &'static str, hash: u64, value: ValRef) {
+        match self.position(name, hash) {
+            Some(i) => self.entries[i].value = value,
+            None => self.entries.push(Entry { name, hash, value }),
         }
     }
 
     /// Adds an owned field unless a field of that name is already present.
     pub(crate) fn add_owned_if_absent(&mut self, f: &OwnedField) {
-        if self.has(&f.name) {
+        if self.position(f.name, f.hash).is_some() {
             return;
         }
-        let name = NameRef::Text(self.push_text(&f.name));
         let value = match &f.value {
             OwnedValue::I64(v) => ValRef::I64(*v),
             OwnedValue::U64(v) => ValRef::U64(*v),
@@ -211,57 +326,39 @@ impl Scratch {
             OwnedValue::Bool(v) => ValRef::Bool(*v),
             OwnedValue::Str(s) => ValRef::Text(self.push_text(s)),
         };
-        self.entries.push(Entry { name, value });
-    }
-
-    /// Adds a metadata string field (`_target`, `_file`, …) unless present.
-    pub(crate) fn add_meta_str(&mut self, name: &'static str, value: &str) {
-        if value.is_empty() || self.has(name) {
-            return;
-        }
-        let value = ValRef::Text(self.push_text(value));
         self.entries.push(Entry {
-            name: NameRef::Static(name),
+            name: f.name,
+            hash: f.hash,
             value,
         });
     }
 
+    /// Adds a metadata string field (`_target`, `_file`, …) unless present.
+    pub(crate) fn add_meta_str(&mut self, name: &'static str, value: &str) {
+        let hash = name_hash(name);
+        if value.is_empty() || self.position(name, hash).is_some() {
+            return;
+        }
+        let value = ValRef::Text(self.push_text(value));
+        self.entries.push(Entry { name, hash, value });
+    }
+
     /// Adds a metadata integer field unless present.
     pub(crate) fn add_meta_u64(&mut self, name: &'static str, value: u64) {
-        if !self.has(name) {
+        let hash = name_hash(name);
+        if self.position(name, hash).is_none() {
             self.entries.push(Entry {
-                name: NameRef::Static(name),
+                name,
+                hash,
                 value: ValRef::U64(value),
             });
         }
     }
 
-    /// Starts a metadata string built in place (used for `_span`); finish with
-    /// [`Scratch::finish_meta`].
-    pub(crate) fn begin_meta(&mut self) -> usize {
-        self.text.len()
-    }
-
-    pub(crate) fn text_mut(&mut self) -> &mut String {
-        &mut self.text
-    }
-
-    pub(crate) fn finish_meta(&mut self, name: &'static str, start: usize) {
-        if self.text.len() == start || self.has(name) {
-            self.text.truncate(start);
-            return;
-        }
-        self.entries.push(Entry {
-            name: NameRef::Static(name),
-            value: ValRef::Text(start..self.text.len()),
-        });
-    }
-
-    /// Converts the collected fields into owned span fields, overriding earlier
-    /// values of the same name in `into`.
+    /// Moves the collected fields into owned span fields, overriding earlier
+    /// values of the same name in `into`, and clears the collected fields.
     pub(crate) fn drain_into_owned(&mut self, into: &mut Vec<OwnedField>) {
         for e in &self.entries {
-            let name = self.name(&e.name);
             let value = match &e.value {
                 ValRef::I64(v) => OwnedValue::I64(*v),
                 ValRef::U64(v) => OwnedValue::U64(*v),
@@ -269,10 +366,14 @@ impl Scratch {
                 ValRef::Bool(v) => OwnedValue::Bool(*v),
                 ValRef::Text(r) => OwnedValue::Str(self.text[r.clone()].into()),
             };
-            match into.iter_mut().find(|f| &*f.name == name) {
+            match into
+                .iter_mut()
+                .find(|f| f.hash == e.hash && f.name == e.name)
+            {
                 Some(f) => f.value = value,
                 None => into.push(OwnedField {
-                    name: name.into(),
+                    name: e.name,
+                    hash: e.hash,
                     value,
                 }),
             }
@@ -287,54 +388,51 @@ impl Scratch {
 /// for spans it is an ordinary field (renamed `message_` by the name rule).
 pub(crate) struct FieldVisitor<'a> {
     pub(crate) scratch: &'a mut Scratch,
+    pub(crate) infos: &'a [FieldInfo],
     pub(crate) redactor: &'a Redactor,
     pub(crate) is_event: bool,
 }
 
 impl FieldVisitor<'_> {
-    /// Records a value under the field's sanitised name; a secret name gets
-    /// the redaction marker instead. A later field with the same sanitised
-    /// name replaces the earlier one, so no name is sent twice.
+    fn info(&self, field: &tracing_core::Field) -> FieldInfo {
+        match self.infos.get(field.index()) {
+            Some(i) => *i,
+            // A field from another callsite (not expected from tracing): work it out now.
+            None => FieldInfo::new(field.name(), self.redactor),
+        }
+    }
+
+    fn is_message(&self, field: &tracing_core::Field) -> bool {
+        self.is_event && field.name() == "message"
+    }
+
+    /// Records a value under the field's sanitised name; a secret gets the
+    /// redaction marker instead.
     fn push(&mut self, field: &tracing_core::Field, value: ValRef) {
-        let value = if self.redactor.is_secret_name(field.name()) {
+        let info = self.info(field);
+        let value = if info.secret {
             ValRef::Text(self.scratch.push_text(crate::redact::REDACTED))
         } else {
             value
         };
-        let name = self.scratch.push_name(field.name());
-        let scratch = &mut *self.scratch;
-        let existing = scratch
-            .entries
-            .iter()
-            .position(|e| scratch.name(&e.name) == scratch.name(&name));
-        match existing {
-            Some(pos) => scratch.entries[pos].value = value,
-            None => scratch.entries.push(Entry { name, value }),
-        }
+        self.scratch.set(info.name, info.hash, value);
     }
 
     fn push_str(&mut self, field: &tracing_core::Field, s: &str) {
-        if self.is_event && field.name() == "message" {
-            let r = match self.redactor.redact_value(s) {
-                Cow::Borrowed(s) => self.scratch.push_text(s),
-                Cow::Owned(s) => self.scratch.push_text(&s),
-            };
+        if self.is_message(field) {
+            let r = self.scratch.push_redacted_text(s, self.redactor);
             self.scratch.message = Some(r);
             return;
         }
-        // Secrets never reach the value rules or the scratch text; `push`
-        // puts the redaction marker in place of this placeholder.
-        let v = if self.redactor.is_secret_name(field.name()) {
-            ValRef::I64(0)
-        } else {
-            self.scratch.push_value_str(s, self.redactor)
-        };
-        self.push(field, v);
-    }
-
-    /// True when a Debug value can be formatted straight into the scratch text.
-    fn fits_fast(&self, field: &tracing_core::Field) -> bool {
-        !(self.is_event && field.name() == "message") && !self.redactor.has_value_rules()
+        let info = self.info(field);
+        if info.secret {
+            // Secrets never reach the value rules or the scratch text.
+            let v = ValRef::Text(self.scratch.push_text(crate::redact::REDACTED));
+            self.scratch.set(info.name, info.hash, v);
+            return;
+        }
+        let v = self.scratch.push_value_str(s, self.redactor);
+        self.scratch.set(info.name, info.hash, v);
     }
 }
 
@@ -382,35 +480,25 @@ impl tracing_core::field::Visit for FieldVisitor<'_> {
         tmp.clear();
         let _ = write!(tmp, "{value}");
         self.push_str(field, &tmp);
-        // The whole chain goes to full_message.
+        // The whole chain goes to full_message, after any earlier error field's.
         tmp.clear();
+        if let Some(prev) = self.scratch.error_chain.take() {
+            tmp.push_str(&self.scratch.text[prev]);
+            tmp.push('\n');
+        }
         let _ = write!(tmp, "{}: {value}", field.name());
         let mut source = value.source();
         while let Some(s) = source {
             let _ = write!(tmp, "\ncaused by: {s}");
             source = s.source();
         }
-        let chain = match self.redactor.redact_value(&tmp) {
-            Cow::Borrowed(s) => self.scratch.push_text(s),
-            Cow::Owned(s) => self.scratch.push_text(&s),
-        };
-        self.scratch.error_chain = Some(match self.scratch.error_chain.take() {
-            // Several error fields: keep them all, one after the other.
-            Some(prev) => {
-                let joined = format!(
-                    "{}\n{}",
-                    &self.scratch.text[prev],
-                    &self.scratch.text[chain.clone()]
-                );
-                self.scratch.push_text(&joined)
-            }
-            None => chain,
-        });
+        let chain = self.scratch.push_redacted_text(&tmp, self.redactor);
+        self.scratch.error_chain = Some(chain);
         self.scratch.tmp = tmp;
     }
 
     fn record_debug(&mut self, field: &tracing_core::Field, value: &dyn std::fmt::Debug) {
-        if self.fits_fast(field) {
+        if !self.is_message(field) && !self.redactor.has_value_rules() {
             // Format straight into the scratch text: no temporary string.
             let start = self.scratch.text.len();
             let _ = write!(self.scratch.text, "{value:?}");
@@ -557,7 +645,7 @@ fn write_doc(cfg: &EncodeConfig, scratch: &Scratch, doc: &Doc, out: &mut Vec<u8>
     out.extend_from_slice(ib.format(doc.level).as_bytes());
     for e in &scratch.entries {
         out.extend_from_slice(b",\"_");
-        out.extend_from_slice(scratch.name(&e.name).as_bytes());
+        out.extend_from_slice(e.name.as_bytes());
         out.extend_from_slice(b"\":");
         match &e.value {
             ValRef::I64(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
@@ -668,32 +756,61 @@ fn cut_text(scratch: &mut Scratch, r: Range<usize>, keep: usize) -> Range<usize>
     scratch.push_text(&cut)
 }
 
+/// True when any of the 8 bytes in `w` is `"`, `\` or a control character
+/// (the bytes JSON strings must escape). Exact, word at a time.
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let q = w ^ (LO * u64::from(b'"'));
+    let quote = q.wrapping_sub(LO) & !q & HI;
+    let bs = w ^ (LO * u64::from(b'\\'));
+    let backslash = bs.wrapping_sub(LO) & !bs & HI;
+    (below_space | quote | backslash) != 0
+}
+
 /// Writes `s` as a JSON string literal.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ],
+            _ => {
+                i += 1;
                 continue;
             }
-            _ => continue,
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -710,14 +827,8 @@ pub(crate) fn encode_drop_notice(
     let mut scratch = Scratch::default();
     let msg = format!("gelf-tracing dropped {dropped_since} events (queue full or shutting down)");
     scratch.message = Some(scratch.push_text(&msg));
-    scratch.entries.push(Entry {
-        name: NameRef::Static("gelf_dropped"),
-        value: ValRef::U64(dropped_since),
-    });
-    scratch.entries.push(Entry {
-        name: NameRef::Static("gelf_dropped_total"),
-        value: ValRef::U64(dropped_total),
-    });
+    scratch.add_meta_u64("gelf_dropped", dropped_since);
+    scratch.add_meta_u64("gelf_dropped_total", dropped_total);
     scratch.add_meta_str("target", "gelf_tracing");
     for f in statics {
         scratch.add_owned_if_absent(f);
@@ -764,6 +875,20 @@ mod tests {
         assert_eq!(sanitize_field_name("short_message"), "short_message_");
         assert_eq!(sanitize_field_name("a b/c"), "a_b_c");
         assert_eq!(sanitize_field_name("éa"), "f_a");
+    }
+
+    #[test]
+    fn escapes_in_every_position_of_a_word() {
+        for pos in 0..20 {
+            for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', 'é'] {
+                let mut text: String = "abcdefghijklmnopqrst".into();
+                text.replace_range(pos..pos + 1, &special.to_string());
+                let mut out = Vec::new();
+                write_json_str(&mut out, &text);
+                let back: String = serde_json::from_slice(&out).unwrap();
+                assert_eq!(back, text);
+            }
+        }
     }
 
     #[test]
@@ -817,10 +942,7 @@ mod tests {
             ("inf", OwnedValue::F64(f64::NEG_INFINITY)),
             ("b", OwnedValue::Bool(true)),
         ] {
-            s.add_owned_if_absent(&OwnedField {
-                name: name.into(),
-                value,
-            });
+            s.add_owned_if_absent(&OwnedField::new(name, value));
         }
         let v = encode(&mut s, 10_000);
         assert_eq!(v["_i"], -3);
@@ -840,13 +962,69 @@ mod tests {
     fn oversize_is_truncated_and_marked() {
         let mut s = Scratch::default();
         s.message = Some(s.push_text(&"line\n".repeat(2000)));
-        s.add_owned_if_absent(&OwnedField {
-            name: "blob".into(),
-            value: OwnedValue::Str("\u{1}".repeat(5000).into()),
-        });
+        s.add_owned_if_absent(&OwnedField::new(
+            "blob",
+            OwnedValue::Str("\u{1}".repeat(5000).into()),
+        ));
         let v = encode(&mut s, 2048);
         assert_eq!(v["_truncated"], "true");
         assert_eq!(v["short_message"], "line");
         assert!(v["_blob"].as_str().unwrap().ends_with(ELLIPSIS));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = OwnedValue> {
+            prop_oneof![
+                any::<i64>().prop_map(OwnedValue::I64),
+                any::<u64>().prop_map(OwnedValue::U64),
+                any::<f64>().prop_map(OwnedValue::F64),
+                any::<bool>().prop_map(OwnedValue::Bool),
+                ".{0,300}".prop_map(|s| OwnedValue::Str(s.into())),
+                "[ \t\n]{0,3}".prop_map(|s| OwnedValue::Str(s.into())),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever the names, values and message, Graylog accepts the
+            /// frame and drops no field, and the frame respects the cap.
+            #[test]
+            fn graylog_keeps_every_frame(
+                message in "(?s).{0,3000}",
+                fields in proptest::collection::vec((".{0,24}", value()), 0..24),
+                max in 1024usize..16_384,
+            ) {
+                let mut s = Scratch::default();
+                s.message = Some(s.push_text(&message));
+                let mut names = Vec::new();
+                for (name, value) in &fields {
+                    let value = match value {
+                        OwnedValue::Str(v) if v.trim().is_empty() => OwnedValue::Str(EMPTY_VALUE.into()),
+                        v => v.clone(),
+                    };
+                    let f = OwnedField::new(name, value);
+                    if !names.contains(&f.name) {
+                        names.push(f.name);
+                    }
+                    s.add_owned_if_absent(&f);
+                }
+                let mut out = Vec::new();
+                let outcome = encode_event(&cfg(max), &mut s, 6, SystemTime::now(), "fallback", &mut out);
+                prop_assert!(out.len() <= max);
+                prop_assert!(!out.contains(&0u8), "a NUL would split the TCP frame");
+                let accepted = crate::graylog::check(&out);
+                prop_assert!(accepted.is_ok(), "{:?}", accepted);
+                let accepted = accepted.unwrap();
+                prop_assert!(accepted.dropped.is_empty(), "{:?}", accepted.dropped);
+                prop_assert!(!accepted.timestamp_replaced);
+                if !outcome.truncated {
+                    prop_assert_eq!(accepted.fields.len(), names.len());
+                }
+            }
+        }
     }
 }

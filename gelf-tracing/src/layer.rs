@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -20,6 +20,15 @@ use crate::{GelfLayerBuilder, OverflowPolicy};
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch space, or a fresh one when it is in use
+/// (re-entry: a `Debug` impl that logs while it is being formatted).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// A [`Layer`] that sends every event, with the fields of the spans it is in,
@@ -49,6 +58,8 @@ pub struct GelfLayer {
 
 /// Encoding settings the layer needs on every event.
 pub(crate) struct LayerConfig {
+    /// Tells this layer's entries apart in the per-thread callsite caches.
+    pub(crate) id: usize,
     pub(crate) encode: EncodeConfig,
     pub(crate) redactor: Redactor,
     pub(crate) statics: Vec<OwnedField>,
@@ -57,8 +68,12 @@ pub(crate) struct LayerConfig {
     pub(crate) overflow: OverflowPolicy,
 }
 
-/// The fields of a span, sanitised and redacted when recorded.
-struct SpanFields(Vec<OwnedField>);
+/// What the layer keeps per span: its fields, sanitised and redacted when
+/// recorded, and its path from the root (`request:synthesize`), for `_span`.
+struct SpanFields {
+    fields: Vec<OwnedField>,
+    path: Box<str>,
+}
 
 impl GelfLayer {
     /// Starts building a layer. See [`GelfLayerBuilder`].
@@ -82,18 +97,27 @@ impl GelfLayer {
         self.inner.levels[i]
     }
 
-    fn record_span_fields<F>(&self, fields: &mut Vec<OwnedField>, record: F)
-    where
+    fn record_span_fields<F>(
+        &self,
+        meta: &'static Metadata<'static>,
+        fields: &mut Vec<OwnedField>,
+        record: F,
+    ) where
         F: FnOnce(&mut FieldVisitor<'_>),
     {
-        let mut scratch = Scratch::default();
-        let mut v = FieldVisitor {
-            scratch: &mut scratch,
-            redactor: &self.inner.redactor,
-            is_event: false,
-        };
-        record(&mut v);
-        scratch.drain_into_owned(fields);
+        let cfg = &*self.inner;
+        with_scratch(|scratch| {
+            scratch.clear();
+            let infos = scratch.callsites.get(cfg.id, meta, &cfg.redactor);
+            let mut v = FieldVisitor {
+                scratch,
+                infos: &infos,
+                redactor: &cfg.redactor,
+                is_event: false,
+            };
+            record(&mut v);
+            scratch.drain_into_owned(fields);
+        });
     }
 
     fn encode<S>(&self, scratch: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>) -> Vec<u8>
@@ -101,18 +125,24 @@ impl GelfLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let cfg = &*self.inner;
+        let meta = event.metadata();
         scratch.clear();
+        let infos = scratch.callsites.get(cfg.id, meta, &cfg.redactor);
         event.record(&mut FieldVisitor {
             scratch,
+            infos: &infos,
             redactor: &cfg.redactor,
             is_event: true,
         });
-        let meta = event.metadata();
+        let mut leaf_path = None;
         if let Some(scope) = ctx.event_scope(event) {
             // Leaf first: inner spans override outer ones.
             for span in scope {
                 if let Some(f) = span.extensions().get::<SpanFields>() {
-                    for field in &f.0 {
+                    if leaf_path.is_none() {
+                        leaf_path = Some(span.id());
+                    }
+                    for field in &f.fields {
                         scratch.add_owned_if_absent(field);
                     }
                 }
@@ -131,18 +161,12 @@ impl GelfLayer {
         if let Some(l) = meta.line() {
             scratch.add_meta_u64("line", u64::from(l));
         }
-        if let Some(scope) = ctx.event_scope(event) {
-            let start = scratch.begin_meta();
-            for (i, span) in scope.from_root().enumerate() {
-                let text = scratch.text_mut();
-                if i > 0 {
-                    text.push(':');
-                }
-                text.push_str(span.name());
+        if let Some(span) = leaf_path.and_then(|id| ctx.span(&id)) {
+            if let Some(f) = span.extensions().get::<SpanFields>() {
+                scratch.add_meta_str("span", &f.path);
             }
-            scratch.finish_meta("span", start);
         }
-        let mut out = Vec::with_capacity(384);
+        let mut out = Vec::with_capacity(scratch.size_hint());
         let outcome = encode_event(
             &cfg.encode,
             scratch,
@@ -151,6 +175,7 @@ impl GelfLayer {
             meta.name(),
             &mut out,
         );
+        scratch.note_size(out.len());
         if outcome.truncated {
             self.shared.counters.truncated.fetch_add(1, Relaxed);
         }
@@ -211,21 +236,41 @@ where
             return;
         };
         let mut fields = Vec::new();
-        self.record_span_fields(&mut fields, |v| attrs.record(v));
-        span.extensions_mut().insert(SpanFields(fields));
+        self.record_span_fields(attrs.metadata(), &mut fields, |v| attrs.record(v));
+        let path = match span.parent() {
+            Some(parent) => match parent.extensions().get::<SpanFields>() {
+                Some(p) => format!("{}:{}", p.path, span.name()),
+                None => span
+                    .scope()
+                    .from_root()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            },
+            None => span.name().to_owned(),
+        };
+        span.extensions_mut().insert(SpanFields {
+            fields,
+            path: path.into(),
+        });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else {
             return;
         };
+        let meta = span.metadata();
         let mut ext = span.extensions_mut();
         match ext.get_mut::<SpanFields>() {
-            Some(f) => self.record_span_fields(&mut f.0, |v| values.record(v)),
+            Some(f) => self.record_span_fields(meta, &mut f.fields, |v| values.record(v)),
             None => {
+                // Spans created before this layer existed have no entry yet.
                 let mut fields = Vec::new();
-                self.record_span_fields(&mut fields, |v| values.record(v));
-                ext.insert(SpanFields(fields));
+                self.record_span_fields(meta, &mut fields, |v| values.record(v));
+                ext.insert(SpanFields {
+                    fields,
+                    path: span.name().into(),
+                });
             }
         }
     }
@@ -240,11 +285,13 @@ where
             c.dropped_shutdown.fetch_add(1, Relaxed);
             return;
         }
-        let frame = SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.encode(&mut scratch, event, &ctx),
-            // Re-entered (a Debug impl logged while being formatted): use a fresh scratch.
-            Err(_) => self.encode(&mut Scratch::default(), event, &ctx),
-        });
+        if self.inner.overflow == OverflowPolicy::DropNewest && self.tx.is_full() {
+            // Overloaded: do not spend the caller's time encoding an event that
+            // cannot be queued.
+            c.dropped_queue_full.fetch_add(1, Relaxed);
+            return;
+        }
+        let frame = with_scratch(|scratch| self.encode(scratch, event, &ctx));
         self.enqueue(frame);
     }
 }
