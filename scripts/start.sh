@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Starts one TTS node in the background, idempotently: builds the release
+# binary if missing, fetches the default voice if missing, replaces a node
+# already recorded for the same port, and waits until it is ready.
+#
+#   scripts/start.sh                       # http://127.0.0.1:7860/
+#   TTS_PORT=7861 NODE_ID=tts-node-02 GELF_ENDPOINT=tcp://graylog:12201 scripts/start.sh
+#
+# Settings: every tts-node environment variable (TTS_HOST, TTS_PORT, NODE_ID,
+# GELF_ENDPOINT, TTS_CACHE_DIR, TTS_VOICE, TTS_DEVICE, TTS_WORKERS, ...), plus
+# TTS_RUN_DIR (PID and log files, default run/), TTS_NODE_BIN (binary),
+# TTS_READY_TIMEOUT_S (default 180), TTS_CARGO_FEATURES (e.g. cuda).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$root"
+
+port=${TTS_PORT:-7860}
+host=${TTS_HOST:-127.0.0.1}
+voice=${TTS_VOICE:-en_US-joe-medium}
+cache=${TTS_CACHE_DIR:-$root/cache_hub}
+ready_timeout=${TTS_READY_TIMEOUT_S:-180}
+mkdir -p "$run_dir"
+pidfile=$(pidfile_for "$port")
+logfile=$(logfile_for "$port")
+
+if [ ! -x "$node_bin" ]; then
+  echo "building tts-node (release)..."
+  features=()
+  [ -n "${TTS_CARGO_FEATURES:-}" ] && features=(--features "$TTS_CARGO_FEATURES")
+  cargo build --release -p tts-node "${features[@]}"
+fi
+if [ ! -f "$cache/piper/$voice/$voice.onnx" ]; then
+  if [ "$voice" = "en_US-joe-medium" ]; then
+    TTS_CACHE_DIR="$cache" "$root/scripts/fetch-models.sh"
+  else
+    echo "voice $voice is not in $cache/piper/ (TTS_VOICE); put a Piper voice there" >&2
+    exit 1
+  fi
+fi
+
+stop_port "$port"
+connect_host=$host
+[ "$host" = "0.0.0.0" ] && connect_host=127.0.0.1
+if port_in_use "$connect_host" "$port"; then
+  echo "port $port is in use by a process this script did not start; not starting" >&2
+  exit 1
+fi
+
+echo "starting tts-node on $host:$port (log: $logfile)"
+export TTS_CACHE_DIR="$cache"
+setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 &
+pid=$!
+echo "$pid" >"$pidfile"
+
+deadline=$((SECONDS + ready_timeout))
+until curl -fsS -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "tts-node exited during start; last lines of $logfile:" >&2
+    tail -n 30 "$logfile" >&2
+    rm -f "$pidfile"
+    exit 1
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "tts-node not ready after ${ready_timeout}s; last lines of $logfile:" >&2
+    tail -n 30 "$logfile" >&2
+    stop_port "$port" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+echo "tts-node ready: http://$connect_host:$port/ (PID $pid)"
