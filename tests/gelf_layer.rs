@@ -235,3 +235,74 @@ async fn works_inside_a_tokio_application() {
     assert_eq!(guard.stats().sent, 2000);
     assert_eq!(rx.wait_for(2000, Duration::from_secs(5)), 2000);
 }
+
+#[test]
+fn errors_arrive_classified_by_their_rules() {
+    let rules = gelf_tracing::AttributionRules::from_toml(
+        r#"
+[[rule]]
+code = "CUDA_OOM"
+component = "gpu"
+category = "resource"
+severity = "critical"
+root_cause = "GPU memory exhausted"
+solution = "Lower TTS_WORKERS or shorten the text"
+
+[[rule]]
+code_prefix = "MODEL_"
+component = "model_inference"
+category = "model"
+severity = "major"
+
+[[rule]]
+keywords = ["connection refused"]
+component = "network"
+category = "dependency"
+severity = "minor"
+"#,
+    )
+    .unwrap();
+    let rx = GelfReceiver::start();
+    let (layer, guard) = GelfLayer::builder()
+        .endpoint(&rx.endpoint())
+        .unwrap()
+        .attribution(rules)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::error!(error_code = "CUDA_OOM", "alloc failed");
+        tracing::error!(error_code = "MODEL_INFER_FAIL", "bad shape");
+        tracing::warn!("upstream: Connection Refused");
+        tracing::error!(error_code = "BRAND_NEW", "never seen before");
+        tracing::error!(
+            error_code = "CUDA_OOM",
+            component = "allocator",
+            "the event's own component stays"
+        );
+        tracing::info!(error_code = "CUDA_OOM", "INFO events are not classified");
+    });
+    let unknown = guard.unknown_error_codes();
+    drop(guard);
+    assert_eq!(rx.wait_for(6, Duration::from_secs(5)), 6);
+    let r = rx.lock();
+    assert!(r.dropped_fields.is_empty(), "{:?}", r.dropped_fields);
+    let m = &r.accepted;
+    assert_eq!(field_str(&m[0], "component"), Some("gpu"));
+    assert_eq!(field_str(&m[0], "error_category"), Some("resource"));
+    assert_eq!(field_str(&m[0], "severity"), Some("critical"));
+    assert_eq!(field_str(&m[0], "root_cause"), Some("GPU memory exhausted"));
+    assert_eq!(
+        field_str(&m[0], "solution"),
+        Some("Lower TTS_WORKERS or shorten the text")
+    );
+    assert_eq!(field_str(&m[1], "component"), Some("model_inference"));
+    assert!(m[1].fields.get("root_cause").is_none());
+    assert_eq!(field_str(&m[2], "component"), Some("network"));
+    assert_eq!(field_str(&m[3], "error_category"), Some("unknown"));
+    assert!(m[3].fields.get("component").is_none());
+    assert_eq!(field_str(&m[4], "component"), Some("allocator"));
+    assert_eq!(field_str(&m[4], "severity"), Some("critical"));
+    assert!(m[5].fields.get("error_category").is_none());
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown["BRAND_NEW"], 1);
+}

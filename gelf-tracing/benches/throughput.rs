@@ -262,6 +262,57 @@ fn run_raw_serde(n: u64) -> Outcome {
     }
 }
 
+/// The node's rule file, as a realistic rule set.
+const NODE_RULES: &str = include_str!("../../tts-node/attribution.toml");
+
+/// Caller cost of ERROR events with and without attribution rules, with and
+/// without an `error_code` (the keyword fallback scans the message then).
+fn run_attribution(n: u64) {
+    fn one(n: u64, rules: bool, with_code: bool) -> f64 {
+        let rx = Counter::start();
+        let mut b = gelf_tracing::GelfLayer::builder()
+            .endpoint(&format!("tcp://127.0.0.1:{}", rx.port))
+            .expect("endpoint");
+        if rules {
+            b = b
+                .attribution(gelf_tracing::AttributionRules::from_toml(NODE_RULES).expect("rules"));
+        }
+        let (layer, guard) = b.build().expect("build");
+        let spent =
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                let span = tracing::info_span!("synthesize", request_id = "req-00000001");
+                let _e = span.enter();
+                let mut spent = Duration::ZERO;
+                for _ in 0..n {
+                    let t = Instant::now();
+                    if with_code {
+                        tracing::error!(
+                            error_code = "MODEL_INFER_FAIL",
+                            duration_ms = 12u64,
+                            "inference failed: shape mismatch in the decoder"
+                        );
+                    } else {
+                        tracing::error!(
+                            duration_ms = 12u64,
+                            "inference failed: shape mismatch in the decoder"
+                        );
+                    }
+                    spent += t.elapsed();
+                }
+                spent
+            });
+        drop(guard);
+        rx.wait(n);
+        spent.as_nanos() as f64 / n as f64
+    }
+    let base = one(n, false, false);
+    let rules_no_code = one(n, true, false);
+    let base_code = one(n, false, true);
+    let rules_code = one(n, true, true);
+    println!("attribution, ERROR event without error_code: {base:.0} ns without rules, {rules_no_code:.0} ns with the node's rules ({:+.0} ns)", rules_no_code - base);
+    println!("attribution, ERROR event with error_code:    {base_code:.0} ns without rules, {rules_code:.0} ns with the node's rules ({:+.0} ns)", rules_code - base_code);
+}
+
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -302,6 +353,7 @@ fn main() {
         ours.delivered_per_s / theirs.delivered_per_s,
         ours.delivered_per_s / theirs_big.delivered_per_s
     );
+    run_attribution(n / 2);
     if let Some(rss) = peak_rss_mib() {
         println!("peak RSS of the whole benchmark process: {rss:.0} MiB");
     }

@@ -11,7 +11,7 @@ use crate::layer::{GelfLayer, LayerConfig};
 use crate::redact::{Redactor, DEFAULT_SECRET_NAMES, REDACTED};
 use crate::transport::TcpTransport;
 use crate::worker::{ErrorCallback, ErrorReporter, Shared, Worker, WorkerConfig};
-use crate::{BuildError, Endpoint, TransportError};
+use crate::{AttributionRules, BuildError, Endpoint, TransportError};
 
 /// Distinguishes layers in the per-thread callsite caches.
 static NEXT_LAYER_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -125,6 +125,7 @@ pub struct GelfLayerBuilder {
     batch_max_bytes: usize,
     on_error: Option<ErrorCallback>,
     stderr_interval: Duration,
+    attribution: Option<Arc<AttributionRules>>,
 }
 
 impl std::fmt::Debug for GelfLayerBuilder {
@@ -164,6 +165,7 @@ impl Default for GelfLayerBuilder {
             batch_max_bytes: 256 * 1024,
             on_error: None,
             stderr_interval: Duration::from_secs(10),
+            attribution: None,
         }
     }
 }
@@ -300,6 +302,25 @@ impl GelfLayerBuilder {
         self
     }
 
+    /// Classify ERROR and WARN events with these rules (see
+    /// [`attribution`](crate::attribution)): matching events get `_component`,
+    /// `_error_category`, `_severity`, `_root_cause` and `_solution`.
+    ///
+    /// ```
+    /// let rules = gelf_tracing::AttributionRules::from_toml(
+    ///     "[[rule]]\ncode_prefix = \"MODEL_\"\ncomponent = \"model_inference\"\ncategory = \"model\"\nseverity = \"major\"\n",
+    /// )?;
+    /// let (_layer, _guard) = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("tcp://127.0.0.1:12201")?
+    ///     .attribution(rules)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attribution(mut self, rules: AttributionRules) -> Self {
+        self.attribution = Some(Arc::new(rules));
+        self
+    }
+
     /// Validates the settings, starts the worker thread and returns the layer
     /// and its guard.
     pub fn build(self) -> Result<(GelfLayer, GelfGuard), BuildError> {
@@ -421,10 +442,14 @@ impl GelfLayerBuilder {
                 levels: self.levels,
                 queue_max_bytes: self.queue_max_bytes,
                 overflow: self.overflow,
+                attribution: self.attribution.clone(),
             }),
         };
         let guard = GelfGuard {
-            handle: GelfHandle { shared },
+            handle: GelfHandle {
+                shared,
+                attribution: self.attribution,
+            },
             worker: Some(thread),
             flush_timeout: self.flush_timeout,
         };

@@ -314,6 +314,20 @@ impl Scratch {
         }
     }
 
+    /// The text value of a field collected so far (`error_code`, say).
+    pub(crate) fn text_value(&self, name: &str) -> Option<&str> {
+        let i = self.position(name, name_hash(name))?;
+        match &self.entries[i].value {
+            ValRef::Text(r) => Some(&self.text[r.clone()]),
+            _ => None,
+        }
+    }
+
+    /// The event's message as recorded (empty when it has none).
+    pub(crate) fn message_text(&self) -> &str {
+        self.message.clone().map_or("", |r| &self.text[r])
+    }
+
     /// Adds an owned field unless a field of that name is already present.
     pub(crate) fn add_owned_if_absent(&mut self, f: &OwnedField) {
         if self.position(f.name, f.hash).is_some() {

@@ -1,12 +1,13 @@
 //! The guard returned with the layer: flushes on drop, gives stats.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::worker::Shared;
-use crate::{FlushError, Stats};
+use crate::{AttributionRules, FlushError, Stats};
 
 /// A cloneable handle on the layer's delivery: [`stats`](GelfHandle::stats)
 /// for metrics endpoints, [`flush`](GelfHandle::flush) before a risky step.
@@ -24,12 +25,31 @@ use crate::{FlushError, Stats};
 #[derive(Clone)]
 pub struct GelfHandle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) attribution: Option<Arc<AttributionRules>>,
 }
 
 impl GelfHandle {
     /// A snapshot of the delivery figures.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// ERROR/WARN events seen per `error_code` that no attribution rule knows
+    /// (empty without rules). At most 256 codes are kept apart; the rest are
+    /// counted under `"(other)"`.
+    ///
+    /// ```
+    /// let (_layer, guard) = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("tcp://127.0.0.1:12201")?
+    ///     .build()?;
+    /// assert!(guard.handle().unknown_error_codes().is_empty());
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
+    pub fn unknown_error_codes(&self) -> BTreeMap<String, u64> {
+        self.attribution
+            .as_ref()
+            .map(|a| a.unknown_codes())
+            .unwrap_or_default()
     }
 
     /// Waits until every event emitted so far is sent or dropped, or until
@@ -115,6 +135,11 @@ impl GelfGuard {
     /// Waits until everything emitted so far is sent or dropped, or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         self.handle.flush(timeout)
+    }
+
+    /// ERROR/WARN events per `error_code` that no attribution rule knows.
+    pub fn unknown_error_codes(&self) -> BTreeMap<String, u64> {
+        self.handle.unknown_error_codes()
     }
 
     /// A cloneable handle for stats and flushes from elsewhere.

@@ -13,6 +13,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::attribution::AttributionRules;
 use crate::encode::{encode_event, EncodeConfig, FieldVisitor, OwnedField, Scratch};
 use crate::redact::Redactor;
 use crate::worker::{Shared, IN_WORKER};
@@ -66,6 +67,7 @@ pub(crate) struct LayerConfig {
     pub(crate) levels: [u8; 5],
     pub(crate) queue_max_bytes: usize,
     pub(crate) overflow: OverflowPolicy,
+    pub(crate) attribution: Option<Arc<AttributionRules>>,
 }
 
 /// What the layer keeps per span: its fields, sanitised and redacted when
@@ -150,6 +152,20 @@ impl GelfLayer {
         }
         for field in &cfg.statics {
             scratch.add_owned_if_absent(field);
+        }
+        // Only ERROR and WARN events are classified: the rest pay nothing.
+        if let Some(rules) = cfg
+            .attribution
+            .as_deref()
+            .filter(|_| *meta.level() <= Level::WARN)
+        {
+            if let Some(fields) =
+                rules.attribute(scratch.text_value("error_code"), scratch.message_text())
+            {
+                for f in fields {
+                    scratch.add_owned_if_absent(f);
+                }
+            }
         }
         scratch.add_meta_str("target", meta.target());
         if let Some(m) = meta.module_path() {

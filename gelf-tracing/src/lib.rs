@@ -64,6 +64,13 @@
 //! [`redact_field`](GelfLayerBuilder::redact_field) and value patterns with
 //! [`redact_value`](GelfLayerBuilder::redact_value) (applied to messages too).
 //!
+//! # Error attribution
+//!
+//! With [`GelfLayerBuilder::attribution`], ERROR and WARN events are classified
+//! where they are born, from their `error_code` (or message keywords), and
+//! arrive in Graylog with `_component`, `_error_category`, `_severity`,
+//! `_root_cause` and `_solution`. See the [`attribution`] module.
+//!
 //! # The layer's own errors
 //!
 //! Connection and write errors never go through `tracing` (that could feed
@@ -72,6 +79,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod attribution;
 mod builder;
 pub mod encode;
 mod endpoint;
@@ -84,6 +92,7 @@ mod stats;
 mod transport;
 mod worker;
 
+pub use attribution::{AttributionError, AttributionRules, Severity};
 pub use builder::{FieldValue, GelfLayerBuilder, OverflowPolicy, GRAYLOG_MAX_FRAME};
 pub use encode::sanitize_field_name;
 pub use endpoint::Endpoint;
