@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine (idempotent, quick
-# when everything is already there):
-#   - curl (the node scripts), Debian's chromium (the web page test),
-#   - playwright-core in tests/browser (drives chromium).
+# Installs what building and testing need on a fresh Debian machine
+# (idempotent, quick when everything is already there):
+#   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
+#   - curl (the node scripts), Debian's chromium (the web page test);
+#   - playwright-core in tests/browser (drives chromium);
+#   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize:
+#     the upstream references of the voice's parity tests and benchmark.
+#
+#   scripts/install-deps.sh            # everything
+#   scripts/install-deps.sh --runtime  # only what building and running the node need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+runtime_only=false
+[ "${1:-}" = "--runtime" ] && runtime_only=true
+
 need_apt=()
+[ -f /usr/include/espeak-ng/speak_lib.h ] || need_apt+=(libespeak-ng-dev espeak-ng-data)
 command -v curl >/dev/null || need_apt+=(curl)
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-command -v node >/dev/null || need_apt+=(nodejs npm)
+if ! $runtime_only; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v node >/dev/null || need_apt+=(nodejs npm)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "== apt-get install ${need_apt[*]}"
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+$runtime_only && exit 0
+
+if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize' 2>/dev/null; then
+  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize)"
+  python3 -m venv .venv
+  .venv/bin/python3 -m pip install --quiet --disable-pip-version-check \
+    onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

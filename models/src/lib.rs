@@ -1,1 +1,65 @@
-//! Candle models and the text front end used by the TTS node.
+//! Candle models and the text front end of the TTS node: a native VITS voice
+//! in Piper's format, read from the voice's ONNX file, on CPU or CUDA.
+//!
+//! ```no_run
+//! use models::{SynthesisParams, Voice};
+//!
+//! let voice = Voice::load("cache_hub/piper/en_US-joe-medium".as_ref(), &candle_core::Device::Cpu)?;
+//! let audio = voice.synthesize("Hello there.", &SynthesisParams::from_voice(voice.info()))?;
+//! std::fs::write("hello.wav", audio.to_wav_i16())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod onnx;
+pub mod phonemize;
+pub mod vits;
+mod voice;
+pub mod wav;
+
+pub use phonemize::{Phonemizer, SentenceIds};
+pub use voice::{Audio, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo};
+
+/// Everything that can go wrong loading or running a voice.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The voice directory or one of its files is missing.
+    #[error("{0}")]
+    Missing(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a Piper VITS export.
+    #[error("{path} is not a Piper VITS voice: {reason}")]
+    NotPiperVoice {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The voice's configuration is unusable.
+    #[error("voice configuration: {0}")]
+    Config(String),
+    /// The text front end failed.
+    #[error("phonemizer: {0}")]
+    Phonemizer(String),
+    /// The requested speaker does not exist.
+    #[error("speaker {speaker} does not exist (the voice has {speakers})")]
+    Speaker {
+        /// Asked for.
+        speaker: u32,
+        /// Available.
+        speakers: usize,
+    },
+    /// A tensor operation failed (shapes, device, out of memory).
+    #[error("inference: {0}")]
+    Candle(#[from] candle_core::Error),
+}

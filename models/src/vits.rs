@@ -1,0 +1,927 @@
+//! VITS inference as Piper exports it: text encoder with relative-position
+//! attention, stochastic duration predictor run in reverse (rational-quadratic
+//! spline flows), alignment expansion, residual-coupling flow in reverse, and
+//! the HiFi-GAN generator. Batch size one, so no masks are needed.
+//!
+//! Hyper-parameters are read from the weights' shapes where they can be (hidden
+//! size, layers, heads, window, decoder stages, resblock type), so every Piper
+//! quality (x_low, low, medium, high) loads with the same code.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::onnx::Weights;
+use crate::Error;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// A 1-D convolution with its settings.
+#[derive(Debug, Clone)]
+struct Conv1d {
+    w: Tensor,
+    b: Option<Tensor>,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+}
+
+impl Conv1d {
+    fn load(w: &Weights, name: &str, padding: usize, dilation: usize, groups: usize) -> Result<Self> {
+        Ok(Self {
+            w: w.get(&format!("{name}.weight"))?,
+            b: w.maybe(&format!("{name}.bias")),
+            padding,
+            dilation,
+            groups,
+        })
+    }
+
+    /// "Same" padding for an odd kernel read from the weight.
+    fn load_same(w: &Weights, name: &str, dilation: usize, groups: usize) -> Result<Self> {
+        let weight = w.get(&format!("{name}.weight"))?;
+        let k = weight.dim(2)?;
+        Ok(Self {
+            padding: (k * dilation - dilation) / 2,
+            w: weight,
+            b: w.maybe(&format!("{name}.bias")),
+            dilation,
+            groups,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv1d(&self.w, self.padding, 1, self.dilation, self.groups)?;
+        Ok(match &self.b {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?)?,
+            None => y,
+        })
+    }
+}
+
+/// Layer norm over the channel axis of `[b, c, t]`.
+#[derive(Debug, Clone)]
+struct ChannelNorm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl ChannelNorm {
+    fn load(w: &Weights, name: &str) -> Result<Self> {
+        Ok(Self {
+            gamma: w.get(&format!("{name}.gamma"))?.reshape((1, (), 1))?,
+            beta: w.get(&format!("{name}.beta"))?.reshape((1, (), 1))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(1)?;
+        let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        Ok(xn.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)?)
+    }
+}
+
+// ------------------------------------------------------------ text encoder
+
+/// Multi-head attention with relative position embeddings (window `w`):
+/// scores get `q·Ek[j-i]` and outputs get `Σ p[i,j] Ev[j-i]` for |j-i| ≤ w.
+#[derive(Debug, Clone)]
+struct RelAttention {
+    q: Conv1d,
+    k: Conv1d,
+    v: Conv1d,
+    o: Conv1d,
+    rel_k: Tensor,
+    rel_v: Tensor,
+    heads: usize,
+    window: usize,
+}
+
+impl RelAttention {
+    fn load(w: &Weights, name: &str, hidden: usize) -> Result<Self> {
+        let rel_k = w.get(&format!("{name}.emb_rel_k"))?;
+        let rel_v = w.get(&format!("{name}.emb_rel_v"))?;
+        let (_, span, k_channels) = rel_k.dims3()?;
+        Ok(Self {
+            q: Conv1d::load(w, &format!("{name}.conv_q"), 0, 1, 1)?,
+            k: Conv1d::load(w, &format!("{name}.conv_k"), 0, 1, 1)?,
+            v: Conv1d::load(w, &format!("{name}.conv_v"), 0, 1, 1)?,
+            o: Conv1d::load(w, &format!("{name}.conv_o"), 0, 1, 1)?,
+            rel_k: rel_k.squeeze(0)?,
+            rel_v: rel_v.squeeze(0)?,
+            heads: hidden / k_channels,
+            window: (span - 1) / 2,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, t) = x.dims3()?;
+        let kc = c / self.heads;
+        let split = |y: Tensor| -> Result<Tensor> {
+            Ok(y.reshape((b, self.heads, kc, t))?.transpose(2, 3)?.contiguous()?)
+        };
+        let scale = 1.0 / (kc as f64).sqrt();
+        let q = (split(self.q.forward(x)?)? * scale)?;
+        let k = split(self.k.forward(x)?)?;
+        let v = split(self.v.forward(x)?)?;
+        let mut scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?; // [b,h,t,t]
+        let (rel_idx, rel_valid) = relative_index(t, self.window, x.device())?;
+        // q · Ek for every offset in the window: [b,h,t,2w+1], then placed on the diagonals.
+        let rel_logits = q.broadcast_matmul(&self.rel_k.t()?.contiguous()?)?;
+        let gathered = rel_logits
+            .contiguous()?
+            .gather(&rel_idx.broadcast_as((b, self.heads, t, t))?.contiguous()?, 3)?;
+        scores = (scores + gathered.broadcast_mul(&rel_valid)?)?;
+        let p = candle_nn::ops::softmax_last_dim(&scores)?;
+        let mut out = p.matmul(&v)?; // [b,h,t,kc]
+        // Attention weights by offset: [b,h,t,2w+1].
+        let (abs_idx, abs_valid) = absolute_index(t, self.window, x.device())?;
+        let span = 2 * self.window + 1;
+        let rel_w = p
+            .gather(&abs_idx.broadcast_as((b, self.heads, t, span))?.contiguous()?, 3)?
+            .broadcast_mul(&abs_valid)?;
+        out = (out + rel_w.broadcast_matmul(&self.rel_v)?)?;
+        let out = out.transpose(2, 3)?.contiguous()?.reshape((b, c, t))?;
+        self.o.forward(&out)
+    }
+}
+
+/// For every (i, j): the window offset `j - i + w`, clamped, and whether it is inside the window.
+fn relative_index(t: usize, w: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let mut idx = Vec::with_capacity(t * t);
+    let mut valid = Vec::with_capacity(t * t);
+    for i in 0..t as i64 {
+        for j in 0..t as i64 {
+            let r = j - i + w as i64;
+            let inside = (0..=2 * w as i64).contains(&r);
+            idx.push(r.clamp(0, 2 * w as i64) as u32);
+            valid.push(if inside { 1f32 } else { 0f32 });
+        }
+    }
+    Ok((
+        Tensor::from_vec(idx, (1, 1, t, t), dev)?,
+        Tensor::from_vec(valid, (1, 1, t, t), dev)?,
+    ))
+}
+
+/// For every (i, offset): the column `i + offset - w`, clamped, and whether it exists.
+fn absolute_index(t: usize, w: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let span = 2 * w + 1;
+    let mut idx = Vec::with_capacity(t * span);
+    let mut valid = Vec::with_capacity(t * span);
+    for i in 0..t as i64 {
+        for r in 0..span as i64 {
+            let j = i + r - w as i64;
+            let inside = (0..t as i64).contains(&j);
+            idx.push(j.clamp(0, t as i64 - 1) as u32);
+            valid.push(if inside { 1f32 } else { 0f32 });
+        }
+    }
+    Ok((
+        Tensor::from_vec(idx, (1, 1, t, span), dev)?,
+        Tensor::from_vec(valid, (1, 1, t, span), dev)?,
+    ))
+}
+
+#[derive(Debug, Clone)]
+struct Ffn {
+    c1: Conv1d,
+    c2: Conv1d,
+}
+
+impl Ffn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.c1.forward(x)?.relu()?;
+        self.c2.forward(&h)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TextEncoder {
+    emb: Tensor,
+    hidden: usize,
+    attn: Vec<RelAttention>,
+    norm1: Vec<ChannelNorm>,
+    ffn: Vec<Ffn>,
+    norm2: Vec<ChannelNorm>,
+    proj: Conv1d,
+}
+
+impl TextEncoder {
+    fn load(w: &Weights) -> Result<Self> {
+        let emb = w.get("enc_p.emb.weight")?;
+        let hidden = emb.dim(1)?;
+        let mut s = Self {
+            emb,
+            hidden,
+            attn: Vec::new(),
+            norm1: Vec::new(),
+            ffn: Vec::new(),
+            norm2: Vec::new(),
+            proj: Conv1d::load(w, "enc_p.proj", 0, 1, 1)?,
+        };
+        let mut i = 0;
+        while w.maybe(&format!("enc_p.encoder.attn_layers.{i}.conv_q.weight")).is_some() {
+            let p = "enc_p.encoder";
+            s.attn.push(RelAttention::load(w, &format!("{p}.attn_layers.{i}"), hidden)?);
+            s.norm1.push(ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"))?);
+            s.ffn.push(Ffn {
+                c1: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, 1)?,
+                c2: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, 1)?,
+            });
+            s.norm2.push(ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"))?);
+            i += 1;
+        }
+        if s.attn.is_empty() {
+            return Err(Error::Config("the text encoder has no layers".into()));
+        }
+        Ok(s)
+    }
+
+    /// Returns (hidden states, mean, log-std), each `[1, c, t]`.
+    fn forward(&self, ids: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let x = self.emb.embedding(ids)?; // [t, h]
+        let x = (x * (self.hidden as f64).sqrt())?;
+        let mut x = x.t()?.unsqueeze(0)?.contiguous()?; // [1, h, t]
+        for i in 0..self.attn.len() {
+            let y = self.attn[i].forward(&x)?;
+            x = self.norm1[i].forward(&(x + y)?)?;
+            let y = self.ffn[i].forward(&x)?;
+            x = self.norm2[i].forward(&(x + y)?)?;
+        }
+        let stats = self.proj.forward(&x)?;
+        let m = stats.narrow(1, 0, self.hidden)?;
+        let logs = stats.narrow(1, self.hidden, self.hidden)?;
+        Ok((x, m, logs))
+    }
+}
+
+// ------------------------------------------------------------ duration predictor
+
+/// Dilated depth-separable convolutions with layer norm and GELU.
+#[derive(Debug, Clone)]
+struct DdsConv {
+    sep: Vec<Conv1d>,
+    one: Vec<Conv1d>,
+    n1: Vec<ChannelNorm>,
+    n2: Vec<ChannelNorm>,
+}
+
+impl DdsConv {
+    fn load(w: &Weights, name: &str) -> Result<Self> {
+        let mut s = Self {
+            sep: Vec::new(),
+            one: Vec::new(),
+            n1: Vec::new(),
+            n2: Vec::new(),
+        };
+        let mut i = 0;
+        while let Some(weight) = w.maybe(&format!("{name}.convs_sep.{i}.weight")) {
+            let channels = weight.dim(0)?;
+            let k = weight.dim(2)?;
+            let dilation = k.pow(i as u32);
+            s.sep.push(Conv1d::load(w, &format!("{name}.convs_sep.{i}"), (k * dilation - dilation) / 2, dilation, channels)?);
+            s.one.push(Conv1d::load(w, &format!("{name}.convs_1x1.{i}"), 0, 1, 1)?);
+            s.n1.push(ChannelNorm::load(w, &format!("{name}.norms_1.{i}"))?);
+            s.n2.push(ChannelNorm::load(w, &format!("{name}.norms_2.{i}"))?);
+            i += 1;
+        }
+        Ok(s)
+    }
+
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = match g {
+            Some(g) => x.broadcast_add(g)?,
+            None => x.clone(),
+        };
+        for i in 0..self.sep.len() {
+            let y = self.sep[i].forward(&x)?;
+            let y = self.n1[i].forward(&y)?.gelu_erf()?;
+            let y = self.one[i].forward(&y)?;
+            let y = self.n2[i].forward(&y)?.gelu_erf()?;
+            x = (x + y)?;
+        }
+        Ok(x)
+    }
+}
+
+/// A rational-quadratic spline coupling flow over two channels.
+#[derive(Debug, Clone)]
+struct ConvFlow {
+    pre: Conv1d,
+    convs: DdsConv,
+    proj: Conv1d,
+    filter: usize,
+}
+
+/// Spline settings as Piper trains them.
+const NUM_BINS: usize = 10;
+const TAIL_BOUND: f32 = 5.0;
+const MIN_BIN_WIDTH: f32 = 1e-3;
+const MIN_BIN_HEIGHT: f32 = 1e-3;
+const MIN_DERIVATIVE: f32 = 1e-3;
+
+impl ConvFlow {
+    fn load(w: &Weights, name: &str) -> Result<Self> {
+        let pre = Conv1d::load(w, &format!("{name}.pre"), 0, 1, 1)?;
+        let filter = pre.w.dim(0)?;
+        Ok(Self {
+            pre,
+            convs: DdsConv::load(w, &format!("{name}.convs"))?,
+            proj: Conv1d::load(w, &format!("{name}.proj"), 0, 1, 1)?,
+            filter,
+        })
+    }
+
+    /// The inverse transform of `x` ([1, 2, t]) conditioned on `g`.
+    fn reverse(&self, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+        let x0 = x.narrow(1, 0, 1)?;
+        let x1 = x.narrow(1, 1, 1)?;
+        let h = self.pre.forward(&x0)?;
+        let h = self.convs.forward(&h, Some(g))?;
+        let h = self.proj.forward(&h)?; // [1, 3K-1, t]
+        let t = x.dim(2)?;
+        let params: Vec<Vec<f32>> = h.squeeze(0)?.t()?.to_dtype(DType::F32)?.to_vec2()?; // [t][3K-1]
+        let inputs: Vec<f32> = x1.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+        let scale = 1.0 / (self.filter as f32).sqrt();
+        let mut out = Vec::with_capacity(t);
+        for (i, p) in params.iter().enumerate() {
+            let w: Vec<f32> = p[..NUM_BINS].iter().map(|v| v * scale).collect();
+            let hgt: Vec<f32> = p[NUM_BINS..2 * NUM_BINS].iter().map(|v| v * scale).collect();
+            let d = &p[2 * NUM_BINS..];
+            out.push(spline_inverse(inputs[i], &w, &hgt, d));
+        }
+        let x1 = Tensor::from_vec(out, (1, 1, t), x.device())?.to_dtype(x.dtype())?;
+        Ok(Tensor::cat(&[&x0, &x1], 1)?)
+    }
+}
+
+fn softmax(v: &[f32]) -> Vec<f32> {
+    let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// Knot positions from unnormalised bin sizes, spanning [-B, B].
+fn knots(unnormalised: &[f32], min_size: f32) -> Vec<f32> {
+    let n = unnormalised.len();
+    let sizes: Vec<f32> = softmax(unnormalised)
+        .into_iter()
+        .map(|s| min_size + (1.0 - min_size * n as f32) * s)
+        .collect();
+    let mut cum = Vec::with_capacity(n + 1);
+    cum.push(-TAIL_BOUND);
+    let mut acc = 0f32;
+    for s in &sizes {
+        acc += s;
+        cum.push(2.0 * TAIL_BOUND * acc - TAIL_BOUND);
+    }
+    cum[n] = TAIL_BOUND;
+    cum
+}
+
+/// Derivatives at the knots: the boundary ones fixed so the tails are linear.
+fn derivatives(unnormalised_inner: &[f32]) -> Vec<f32> {
+    let boundary = ((1.0 - MIN_DERIVATIVE).exp() - 1.0).ln();
+    let mut d = Vec::with_capacity(unnormalised_inner.len() + 2);
+    d.push(boundary);
+    d.extend_from_slice(unnormalised_inner);
+    d.push(boundary);
+    d.into_iter().map(|x| MIN_DERIVATIVE + softplus(x)).collect()
+}
+
+/// Inverse of the monotonic rational-quadratic spline with linear tails
+/// (identity outside [-B, B]).
+fn spline_inverse(y: f32, uw: &[f32], uh: &[f32], ud: &[f32]) -> f32 {
+    if !(-TAIL_BOUND..=TAIL_BOUND).contains(&y) {
+        return y;
+    }
+    let cw = knots(uw, MIN_BIN_WIDTH);
+    let ch = knots(uh, MIN_BIN_HEIGHT);
+    let d = derivatives(ud);
+    let n = uw.len();
+    // searchsorted on the heights, the last knot nudged up as upstream does.
+    let mut k = 0;
+    for (i, &c) in ch.iter().enumerate() {
+        let c = if i == n { c + 1e-6 } else { c };
+        if y >= c {
+            k = i;
+        }
+    }
+    let k = k.min(n - 1);
+    let (x0, w) = (cw[k], cw[k + 1] - cw[k]);
+    let (y0, h) = (ch[k], ch[k + 1] - ch[k]);
+    let delta = h / w;
+    let (d0, d1) = (d[k], d[k + 1]);
+    let dy = y - y0;
+    let a = dy * (d0 + d1 - 2.0 * delta) + h * (delta - d0);
+    let b = h * d0 - dy * (d0 + d1 - 2.0 * delta);
+    let c = -delta * dy;
+    let disc = (b * b - 4.0 * a * c).max(0.0);
+    let root = (2.0 * c) / (-b - disc.sqrt());
+    root * w + x0
+}
+
+/// Forward spline (for tests: the inverse must undo it).
+#[cfg(test)]
+fn spline_forward(x: f32, uw: &[f32], uh: &[f32], ud: &[f32]) -> f32 {
+    if !(-TAIL_BOUND..=TAIL_BOUND).contains(&x) {
+        return x;
+    }
+    let cw = knots(uw, MIN_BIN_WIDTH);
+    let ch = knots(uh, MIN_BIN_HEIGHT);
+    let d = derivatives(ud);
+    let n = uw.len();
+    let mut k = 0;
+    for (i, &c) in cw.iter().enumerate() {
+        let c = if i == n { c + 1e-6 } else { c };
+        if x >= c {
+            k = i;
+        }
+    }
+    let k = k.min(n - 1);
+    let (x0, w) = (cw[k], cw[k + 1] - cw[k]);
+    let (y0, h) = (ch[k], ch[k + 1] - ch[k]);
+    let delta = h / w;
+    let (d0, d1) = (d[k], d[k + 1]);
+    let th = (x - x0) / w;
+    let t1 = th * (1.0 - th);
+    y0 + h * (delta * th * th + d0 * t1) / (delta + (d0 + d1 - 2.0 * delta) * t1)
+}
+
+#[derive(Debug, Clone)]
+struct DurationPredictor {
+    pre: Conv1d,
+    convs: DdsConv,
+    proj: Conv1d,
+    cond: Option<Conv1d>,
+    /// Elementwise affine flow (reverse): `(x - m) * exp(-logs)`.
+    ea_m: Tensor,
+    ea_scale: Tensor,
+    /// Spline flows in the order the reverse pass runs them.
+    flows: Vec<ConvFlow>,
+}
+
+impl DurationPredictor {
+    fn load(w: &Weights) -> Result<Self> {
+        let ea_m = w.get("dp.flows.0.m")?.reshape((1, 2, 1))?;
+        let ea_scale = match w.maybe("/dp/flows.0/Exp_output_0") {
+            Some(s) => s.reshape((1, 2, 1))?,
+            None => w.get("dp.flows.0.logs")?.neg()?.exp()?.reshape((1, 2, 1))?,
+        };
+        // Reverse order; upstream skips the first ConvFlow at inference.
+        let mut idx: Vec<usize> = (2..16).filter(|i| w.maybe(&format!("dp.flows.{i}.pre.weight")).is_some()).collect();
+        idx.sort_unstable_by(|a, b| b.cmp(a));
+        let flows = idx
+            .iter()
+            .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            pre: Conv1d::load(w, "dp.pre", 0, 1, 1)?,
+            convs: DdsConv::load(w, "dp.convs")?,
+            proj: Conv1d::load(w, "dp.proj", 0, 1, 1)?,
+            cond: w.maybe("dp.cond.weight").map(|_| Conv1d::load(w, "dp.cond", 0, 1, 1)).transpose()?,
+            ea_m,
+            ea_scale,
+            flows,
+        })
+    }
+
+    /// Log-durations `[1, 1, t]` of the encoded text.
+    fn reverse(&self, x: &Tensor, g: Option<&Tensor>, noise_w: f32) -> Result<Tensor> {
+        let mut h = self.pre.forward(x)?;
+        if let (Some(cond), Some(g)) = (&self.cond, g) {
+            h = h.broadcast_add(&cond.forward(g)?)?;
+        }
+        let h = self.convs.forward(&h, None)?;
+        let h = self.proj.forward(&h)?;
+        let t = x.dim(2)?;
+        let mut z = if noise_w > 0.0 {
+            (Tensor::randn(0f32, 1f32, (1, 2, t), x.device())? * f64::from(noise_w))?
+        } else {
+            Tensor::zeros((1, 2, t), DType::F32, x.device())?
+        };
+        // Flip, ConvFlow, Flip, ConvFlow, …, then the affine flow.
+        for f in &self.flows {
+            z = flip_channels(&z)?;
+            z = f.reverse(&z, &h)?;
+        }
+        z = flip_channels(&z)?;
+        z = z.broadcast_sub(&self.ea_m)?.broadcast_mul(&self.ea_scale)?;
+        Ok(z.narrow(1, 0, 1)?)
+    }
+}
+
+fn flip_channels(x: &Tensor) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let idx: Vec<u32> = (0..c as u32).rev().collect();
+    let idx = Tensor::from_vec(idx, c, x.device())?;
+    Ok(x.index_select(&idx, 1)?)
+}
+
+// ------------------------------------------------------------ flow
+
+#[derive(Debug, Clone)]
+struct WaveNet {
+    in_layers: Vec<Conv1d>,
+    res_skip: Vec<Conv1d>,
+    cond: Option<Conv1d>,
+    hidden: usize,
+}
+
+impl WaveNet {
+    fn load(w: &Weights, name: &str) -> Result<Self> {
+        let mut s = Self {
+            in_layers: Vec::new(),
+            res_skip: Vec::new(),
+            cond: w.maybe(&format!("{name}.cond_layer.weight")).map(|_| Conv1d::load(w, &format!("{name}.cond_layer"), 0, 1, 1)).transpose()?,
+            hidden: 0,
+        };
+        let mut i = 0;
+        while w.maybe(&format!("{name}.in_layers.{i}.weight")).is_some() {
+            s.in_layers.push(Conv1d::load_same(w, &format!("{name}.in_layers.{i}"), 1, 1)?);
+            s.res_skip.push(Conv1d::load(w, &format!("{name}.res_skip_layers.{i}"), 0, 1, 1)?);
+            i += 1;
+        }
+        s.hidden = s.in_layers.first().map_or(Ok(0), |c| c.w.dim(1))?;
+        Ok(s)
+    }
+
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+        let hdim = self.hidden;
+        let g_all = match (&self.cond, g) {
+            (Some(c), Some(g)) => Some(c.forward(g)?),
+            _ => None,
+        };
+        let mut x = x.clone();
+        let mut out: Option<Tensor> = None;
+        let n = self.in_layers.len();
+        for i in 0..n {
+            let mut a = self.in_layers[i].forward(&x)?;
+            if let Some(g_all) = &g_all {
+                a = a.broadcast_add(&g_all.narrow(1, i * 2 * hdim, 2 * hdim)?)?;
+            }
+            let acts = (a.narrow(1, 0, hdim)?.tanh()? * candle_nn::ops::sigmoid(&a.narrow(1, hdim, hdim)?)?)?;
+            let rs = self.res_skip[i].forward(&acts)?;
+            let skip = if i < n - 1 {
+                x = (x + rs.narrow(1, 0, hdim)?)?;
+                rs.narrow(1, hdim, hdim)?
+            } else {
+                rs
+            };
+            out = Some(match out {
+                Some(o) => (o + skip)?,
+                None => skip,
+            });
+        }
+        out.ok_or_else(|| Error::Config("a WaveNet without layers".into()))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CouplingLayer {
+    pre: Conv1d,
+    enc: WaveNet,
+    post: Conv1d,
+    half: usize,
+}
+
+impl CouplingLayer {
+    fn reverse(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+        let x0 = x.narrow(1, 0, self.half)?;
+        let x1 = x.narrow(1, self.half, self.half)?;
+        let h = self.pre.forward(&x0)?;
+        let h = self.enc.forward(&h, g)?;
+        let m = self.post.forward(&h)?;
+        let x1 = (x1 - m)?;
+        Ok(Tensor::cat(&[&x0, &x1], 1)?)
+    }
+}
+
+// ------------------------------------------------------------ generator
+
+#[derive(Debug, Clone)]
+enum ResBlock {
+    /// Two convolutions per dilation ("1").
+    One { c1: Vec<Conv1d>, c2: Vec<Conv1d> },
+    /// One convolution per dilation ("2").
+    Two { c: Vec<Conv1d> },
+}
+
+impl ResBlock {
+    fn load(w: &Weights, name: &str) -> Result<Self> {
+        if w.maybe(&format!("{name}.convs1.0.weight")).is_some() {
+            let dil = [1, 3, 5];
+            let mut c1 = Vec::new();
+            let mut c2 = Vec::new();
+            for (i, d) in dil.iter().enumerate() {
+                c1.push(Conv1d::load_same(w, &format!("{name}.convs1.{i}"), *d, 1)?);
+                c2.push(Conv1d::load_same(w, &format!("{name}.convs2.{i}"), 1, 1)?);
+            }
+            Ok(Self::One { c1, c2 })
+        } else {
+            let k = w.get(&format!("{name}.convs.0.weight"))?.dim(2)?;
+            let dil: [usize; 2] = match k {
+                3 => [1, 2],
+                5 => [2, 6],
+                _ => [3, 12],
+            };
+            let c = dil
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Conv1d::load_same(w, &format!("{name}.convs.{i}"), *d, 1))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Self::Two { c })
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.clone();
+        match self {
+            Self::One { c1, c2 } => {
+                for (a, b) in c1.iter().zip(c2) {
+                    let y = a.forward(&leaky(&x, 0.1)?)?;
+                    let y = b.forward(&leaky(&y, 0.1)?)?;
+                    x = (x + y)?;
+                }
+            }
+            Self::Two { c } => {
+                for a in c {
+                    x = (a.forward(&leaky(&x, 0.1)?)? + x)?;
+                }
+            }
+        }
+        Ok(x)
+    }
+}
+
+fn leaky(x: &Tensor, slope: f64) -> Result<Tensor> {
+    Ok(x.maximum(&(x * slope)?)?)
+}
+
+#[derive(Debug, Clone)]
+struct Upsample {
+    w: Tensor,
+    b: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Generator {
+    pre: Conv1d,
+    cond: Option<Conv1d>,
+    ups: Vec<Upsample>,
+    blocks: Vec<Vec<ResBlock>>,
+    post: Conv1d,
+}
+
+impl Generator {
+    fn load(w: &Weights) -> Result<Self> {
+        let mut ups = Vec::new();
+        let mut blocks = Vec::new();
+        let mut i = 0;
+        let mut r = 0;
+        while let Some(weight) = w.maybe(&format!("dec.ups.{i}.weight")) {
+            let k = weight.dim(2)?;
+            let stride = k / 2;
+            ups.push(Upsample {
+                b: w.get(&format!("dec.ups.{i}.bias"))?,
+                w: weight,
+                stride,
+                padding: (k - stride) / 2,
+            });
+            let mut stage = Vec::new();
+            for _ in 0..3 {
+                stage.push(ResBlock::load(w, &format!("dec.resblocks.{r}"))?);
+                r += 1;
+            }
+            blocks.push(stage);
+            i += 1;
+        }
+        Ok(Self {
+            pre: Conv1d::load_same(w, "dec.conv_pre", 1, 1)?,
+            cond: w.maybe("dec.cond.weight").map(|_| Conv1d::load(w, "dec.cond", 0, 1, 1)).transpose()?,
+            ups,
+            blocks,
+            post: Conv1d::load_same(w, "dec.conv_post", 1, 1)?,
+        })
+    }
+
+    fn forward(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = self.pre.forward(z)?;
+        if let (Some(c), Some(g)) = (&self.cond, g) {
+            x = x.broadcast_add(&c.forward(g)?)?;
+        }
+        for (up, stage) in self.ups.iter().zip(&self.blocks) {
+            x = leaky(&x, 0.1)?;
+            x = x
+                .conv_transpose1d(&up.w, up.padding, 0, up.stride, 1, 1)?
+                .broadcast_add(&up.b.reshape((1, (), 1))?)?;
+            let mut sum: Option<Tensor> = None;
+            for b in stage {
+                let y = b.forward(&x)?;
+                sum = Some(match sum {
+                    Some(s) => (s + y)?,
+                    None => y,
+                });
+            }
+            x = match sum {
+                Some(s) => (s / stage.len() as f64)?,
+                None => x,
+            };
+        }
+        x = leaky(&x, 0.01)?;
+        Ok(self.post.forward(&x)?.tanh()?)
+    }
+}
+
+// ------------------------------------------------------------ the model
+
+/// A loaded VITS network.
+#[derive(Debug, Clone)]
+pub struct Vits {
+    enc: TextEncoder,
+    dp: DurationPredictor,
+    flows: Vec<CouplingLayer>,
+    dec: Generator,
+    speaker_emb: Option<Tensor>,
+    device: Device,
+}
+
+/// Noise and speed settings of one synthesis.
+#[derive(Debug, Clone, Copy)]
+pub struct Scales {
+    pub noise_scale: f32,
+    pub length_scale: f32,
+    pub noise_w: f32,
+}
+
+impl Vits {
+    /// Builds the network from a voice's weights.
+    pub fn load(w: &Weights, device: &Device) -> Result<Self> {
+        let mut flows = Vec::new();
+        for i in (0..16).step_by(2) {
+            let name = format!("flow.flows.{i}");
+            if w.maybe(&format!("{name}.pre.weight")).is_none() {
+                continue;
+            }
+            let pre = Conv1d::load(w, &format!("{name}.pre"), 0, 1, 1)?;
+            let half = pre.w.dim(1)?;
+            flows.push(CouplingLayer {
+                pre,
+                enc: WaveNet::load(w, &format!("{name}.enc"))?,
+                post: Conv1d::load(w, &format!("{name}.post"), 0, 1, 1)?,
+                half,
+            });
+        }
+        if flows.is_empty() {
+            return Err(Error::Config("the voice has no flow layers".into()));
+        }
+        Ok(Self {
+            enc: TextEncoder::load(w)?,
+            dp: DurationPredictor::load(w)?,
+            flows,
+            dec: Generator::load(w)?,
+            speaker_emb: w.maybe("emb_g.weight"),
+            device: device.clone(),
+        })
+    }
+
+    /// Audio samples (f32, about ±1) for one sentence's phoneme ids.
+    pub fn infer(&self, ids: &[i64], scales: Scales, speaker: Option<u32>) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n_symbols = self.enc.emb.dim(0)? as i64;
+        let ids_u32: Vec<u32> = ids
+            .iter()
+            .map(|&i| if (0..n_symbols).contains(&i) { i as u32 } else { 0 })
+            .collect();
+        let t = ids_u32.len();
+        let ids_t = Tensor::from_vec(ids_u32, t, &self.device)?;
+        let g = match (&self.speaker_emb, speaker) {
+            (Some(emb), sid) => {
+                let sid = Tensor::from_vec(vec![sid.unwrap_or(0)], 1, &self.device)?;
+                Some(emb.embedding(&sid)?.unsqueeze(2)?) // [1, gin, 1]
+            }
+            (None, _) => None,
+        };
+        let (x, m_p, logs_p) = self.enc.forward(&ids_t)?;
+        let logw = self.dp.reverse(&x, g.as_ref(), scales.noise_w)?;
+        let w = (logw.exp()? * f64::from(scales.length_scale))?.ceil()?;
+        let durations: Vec<f32> = w.flatten_all()?.to_vec1()?;
+        // Frame -> phoneme index: each phoneme repeated by its duration.
+        let mut frame_src = Vec::new();
+        for (i, d) in durations.iter().enumerate() {
+            let n = d.max(0.0) as usize;
+            frame_src.extend(std::iter::repeat_n(i as u32, n));
+        }
+        if frame_src.is_empty() {
+            frame_src.push(0);
+        }
+        let frames = frame_src.len();
+        let src = Tensor::from_vec(frame_src, frames, &self.device)?;
+        let m = m_p.index_select(&src, 2)?;
+        let logs = logs_p.index_select(&src, 2)?;
+        let mut z = if scales.noise_scale > 0.0 {
+            let eps = Tensor::randn(0f32, 1f32, m.dims(), &self.device)?;
+            (m + (eps * logs.exp()?)? * f64::from(scales.noise_scale))?
+        } else {
+            m
+        };
+        for f in self.flows.iter().rev() {
+            z = flip_channels(&z)?;
+            z = f.reverse(&z, g.as_ref())?;
+        }
+        let audio = self.dec.forward(&z, g.as_ref())?;
+        Ok(audio.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+    }
+
+    /// The device the network runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spline_inverse_undoes_forward() {
+        let uw = [0.3, -1.2, 0.5, 2.0, 0.1, -0.4, 0.9, 0.0, -2.0, 1.1];
+        let uh = [1.0, 0.2, -0.3, 0.7, -1.5, 0.4, 0.0, 2.2, -0.1, 0.3];
+        let ud = [0.5, -0.5, 1.0, 0.2, -1.0, 0.3, 0.8, -0.2, 0.1];
+        for i in 0..=200 {
+            let x = -6.0 + 12.0 * i as f32 / 200.0;
+            let y = spline_forward(x, &uw, &uh, &ud);
+            let back = spline_inverse(y, &uw, &uh, &ud);
+            assert!((back - x).abs() < 1e-4, "x={x} y={y} back={back}");
+            if x.abs() > TAIL_BOUND {
+                assert_eq!(y, x, "identity outside the tail bound");
+            }
+        }
+    }
+
+    #[test]
+    fn relative_attention_matches_a_hand_computed_case() {
+        // t = 3, window 1, one head of 1 channel: the local scores are q_i Ek[j-i+1].
+        let dev = Device::Cpu;
+        let q = [1.0f32, 2.0, -1.0];
+        let ek = [0.1f32, 0.2, 0.3];
+        let (idx, valid) = relative_index(3, 1, &dev).unwrap();
+        let qt = Tensor::from_vec(q.to_vec(), (1, 1, 3, 1), &dev).unwrap();
+        let rel = qt.broadcast_matmul(&Tensor::from_vec(ek.to_vec(), (1, 3), &dev).unwrap()).unwrap();
+        let local = rel
+            .gather(&idx.broadcast_as((1, 1, 3, 3)).unwrap().contiguous().unwrap(), 3)
+            .unwrap()
+            .broadcast_mul(&valid)
+            .unwrap();
+        let got: Vec<Vec<f32>> = local.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let r = j as i64 - i as i64 + 1;
+                let want = if (0..3).contains(&r) { q[i] * ek[r as usize] } else { 0.0 };
+                assert!((got[i][j] - want).abs() < 1e-6, "({i},{j}) {} vs {want}", got[i][j]);
+            }
+        }
+        // Absolute -> relative: row i, offset r reads column i + r - 1.
+        let (aidx, avalid) = absolute_index(3, 1, &dev).unwrap();
+        let a: Vec<Vec<u32>> = aidx.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let v: Vec<Vec<f32>> = avalid.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        assert_eq!(a[0], vec![0, 0, 1]);
+        assert_eq!(v[0], vec![0.0, 1.0, 1.0]);
+        assert_eq!(a[2], vec![1, 2, 2]);
+        assert_eq!(v[2], vec![1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn channel_flip_reverses_channels() {
+        let x = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap().reshape((1, 3, 2)).unwrap();
+        let y: Vec<Vec<f32>> = flip_channels(&x).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        assert_eq!(y, vec![vec![4.0, 5.0], vec![2.0, 3.0], vec![0.0, 1.0]]);
+    }
+
+    #[test]
+    fn layer_norm_over_channels() {
+        let dev = Device::Cpu;
+        let n = ChannelNorm {
+            gamma: Tensor::ones((1, 2, 1), DType::F32, &dev).unwrap(),
+            beta: Tensor::zeros((1, 2, 1), DType::F32, &dev).unwrap(),
+        };
+        let x = Tensor::from_vec(vec![1f32, 10.0, 3.0, 10.0], (1, 2, 2), &dev).unwrap();
+        let y: Vec<Vec<f32>> = n.forward(&x).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        assert!((y[0][0] + 1.0).abs() < 1e-3 && (y[1][0] - 1.0).abs() < 1e-3);
+        assert!(y[0][1].abs() < 1e-3, "equal channels normalise to 0");
+    }
+}

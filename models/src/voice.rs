@@ -1,0 +1,316 @@
+//! The public voice API: load a Piper voice directory, synthesise text.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Deserialize;
+
+use crate::onnx::Weights;
+use crate::phonemize::Phonemizer;
+use crate::vits::{Scales, Vits};
+use crate::Error;
+
+/// The parts of a Piper `.onnx.json` the voice uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VoiceConfig {
+    /// Audio settings.
+    pub audio: AudioConfig,
+    /// espeak settings.
+    pub espeak: EspeakConfig,
+    /// Default scales.
+    #[serde(default)]
+    pub inference: InferenceConfig,
+    /// Phoneme (one character) to ids.
+    pub phoneme_id_map: HashMap<String, Vec<i64>>,
+    /// Number of speakers (1 for single-speaker voices).
+    #[serde(default = "one")]
+    pub num_speakers: usize,
+    /// Speaker names to ids.
+    #[serde(default)]
+    pub speaker_id_map: HashMap<String, u32>,
+    /// The phoneme type; only `espeak` is supported.
+    #[serde(default = "espeak")]
+    pub phoneme_type: String,
+    /// Version of Piper that exported the voice.
+    #[serde(default)]
+    pub piper_version: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn espeak() -> String {
+    "espeak".into()
+}
+
+/// `audio` in the voice config.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AudioConfig {
+    /// Output sample rate in Hz.
+    pub sample_rate: u32,
+    /// `x_low`, `low`, `medium` or `high`.
+    #[serde(default)]
+    pub quality: Option<String>,
+}
+
+/// `espeak` in the voice config.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EspeakConfig {
+    /// The espeak-ng voice, e.g. `en-us`.
+    pub voice: String,
+}
+
+/// `inference` in the voice config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InferenceConfig {
+    /// Default noise scale.
+    #[serde(default = "default_noise_scale")]
+    pub noise_scale: f32,
+    /// Default length scale.
+    #[serde(default = "default_length_scale")]
+    pub length_scale: f32,
+    /// Default noise width.
+    #[serde(default = "default_noise_w")]
+    pub noise_w: f32,
+}
+
+fn default_noise_scale() -> f32 {
+    0.667
+}
+fn default_length_scale() -> f32 {
+    1.0
+}
+fn default_noise_w() -> f32 {
+    0.8
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            noise_scale: default_noise_scale(),
+            length_scale: default_length_scale(),
+            noise_w: default_noise_w(),
+        }
+    }
+}
+
+/// What a loaded voice is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceInfo {
+    /// The directory name, e.g. `en_US-joe-medium`.
+    pub name: String,
+    /// The espeak language, e.g. `en-us`.
+    pub language: String,
+    /// Output sample rate in Hz.
+    pub sample_rate: u32,
+    /// Number of speakers.
+    pub num_speakers: usize,
+    /// Speaker names ordered by id (empty for single-speaker voices).
+    pub speaker_names: Vec<String>,
+    /// A stable description of the model, e.g. `piper-vits-medium/en_US-joe-medium`.
+    pub model_version: String,
+    /// Piper quality.
+    pub quality: String,
+    /// Default scales from the voice config.
+    pub defaults: InferenceConfig,
+}
+
+/// Synthesis settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynthesisParams {
+    /// Variation of the voice (0: deterministic).
+    pub noise_scale: f32,
+    /// Duration multiplier (2.0: half speed).
+    pub length_scale: f32,
+    /// Variation of phoneme durations (0: deterministic).
+    pub noise_w: f32,
+    /// Speaker id for multi-speaker voices.
+    pub speaker: Option<u32>,
+}
+
+impl SynthesisParams {
+    /// The voice's own defaults.
+    pub fn from_voice(info: &VoiceInfo) -> Self {
+        Self {
+            noise_scale: info.defaults.noise_scale,
+            length_scale: info.defaults.length_scale,
+            noise_w: info.defaults.noise_w,
+            speaker: None,
+        }
+    }
+}
+
+/// Where the time of one synthesis went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Text to phoneme ids.
+    pub phonemize_ms: f64,
+    /// The network.
+    pub infer_ms: f64,
+}
+
+/// Synthesised audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// Mono samples, roughly in [-1, 1].
+    pub samples: Vec<f32>,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Where the time went.
+    pub timings: Timings,
+    /// Phonemes the voice has no id for (skipped).
+    pub unknown_phonemes: usize,
+    /// Sentences synthesised.
+    pub sentences: usize,
+}
+
+impl Audio {
+    /// Seconds of audio.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+    }
+
+    /// A 16-bit WAV file, peak-normalised as Piper does.
+    pub fn to_wav_i16(&self) -> Vec<u8> {
+        crate::wav::wav_i16(&self.samples, self.sample_rate)
+    }
+}
+
+/// A Piper voice ready to speak.
+#[derive(Debug)]
+pub struct Voice {
+    info: VoiceInfo,
+    phonemizer: Phonemizer,
+    vits: Vits,
+}
+
+impl Voice {
+    /// Loads the voice in `dir` (one `*.onnx` and its `*.onnx.json`) onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, Error> {
+        let (onnx, json) = find_files(dir)?;
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::Io {
+            path: json.display().to_string(),
+            source: e,
+        })?;
+        let config: VoiceConfig = serde_json::from_str(&text).map_err(|e| Error::NotPiperVoice {
+            path: json.display().to_string(),
+            reason: format!("bad voice config: {e}"),
+        })?;
+        if config.phoneme_type != "espeak" {
+            return Err(Error::Config(format!(
+                "phoneme_type {:?} is not supported (only espeak)",
+                config.phoneme_type
+            )));
+        }
+        let weights = Weights::load(&onnx, device)?;
+        let vits = Vits::load(&weights, device)?;
+        let phonemizer = Phonemizer::new(&config.espeak.voice, &config.phoneme_id_map)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "voice".into());
+        let quality = config.audio.quality.clone().unwrap_or_else(|| "medium".into());
+        let mut speakers: Vec<(String, u32)> = config.speaker_id_map.clone().into_iter().collect();
+        speakers.sort_by_key(|(_, id)| *id);
+        let info = VoiceInfo {
+            model_version: format!("piper-vits-{quality}/{name}"),
+            name,
+            language: config.espeak.voice.clone(),
+            sample_rate: config.audio.sample_rate,
+            num_speakers: config.num_speakers.max(1),
+            speaker_names: speakers.into_iter().map(|(n, _)| n).collect(),
+            quality,
+            defaults: config.inference.clone(),
+        };
+        Ok(Self {
+            info,
+            phonemizer,
+            vits,
+        })
+    }
+
+    /// What the voice is.
+    pub fn info(&self) -> &VoiceInfo {
+        &self.info
+    }
+
+    /// The voice's text front end.
+    pub fn phonemizer(&self) -> &Phonemizer {
+        &self.phonemizer
+    }
+
+    /// Speaks `text`: sentence by sentence, joined.
+    pub fn synthesize(&self, text: &str, params: &SynthesisParams) -> Result<Audio, Error> {
+        let t0 = Instant::now();
+        let sentences = self.phonemizer.phonemize(text)?;
+        let ids: Vec<_> = sentences.iter().map(|s| self.phonemizer.to_ids(s)).collect();
+        let phonemize_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = Instant::now();
+        let mut samples = Vec::new();
+        // Sentences are joined directly, as Piper does by default.
+        for s in &ids {
+            samples.extend(self.synthesize_ids(&s.ids, params)?);
+        }
+        Ok(Audio {
+            samples,
+            sample_rate: self.info.sample_rate,
+            timings: Timings {
+                phonemize_ms,
+                infer_ms: t1.elapsed().as_secs_f64() * 1e3,
+            },
+            unknown_phonemes: ids.iter().map(|s| s.unknown).sum(),
+            sentences: ids.len(),
+        })
+    }
+
+    /// Speaks one sentence's phoneme ids (as `^ _ p1 _ … _ $`).
+    pub fn synthesize_ids(&self, ids: &[i64], params: &SynthesisParams) -> Result<Vec<f32>, Error> {
+        if let Some(s) = params.speaker {
+            if s as usize >= self.info.num_speakers {
+                return Err(Error::Speaker {
+                    speaker: s,
+                    speakers: self.info.num_speakers,
+                });
+            }
+        }
+        let scales = Scales {
+            noise_scale: params.noise_scale.max(0.0),
+            length_scale: params.length_scale.max(0.01),
+            noise_w: params.noise_w.max(0.0),
+        };
+        self.vits.infer(ids, scales, params.speaker)
+    }
+}
+
+/// The `.onnx` and `.onnx.json` of a voice directory.
+fn find_files(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
+    let hint = "run scripts/fetch-models.sh to install the default voice";
+    let entries = std::fs::read_dir(dir).map_err(|_| {
+        Error::Missing(format!("voice directory {} does not exist: {hint}", dir.display()))
+    })?;
+    let onnx: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    match onnx.as_slice() {
+        [one] => {
+            let mut json = one.clone().into_os_string();
+            json.push(".json");
+            let json = PathBuf::from(json);
+            if json.is_file() {
+                Ok((one.clone(), json))
+            } else {
+                Err(Error::Missing(format!("{} is missing: {hint}", json.display())))
+            }
+        }
+        [] => Err(Error::Missing(format!("no .onnx voice in {}: {hint}", dir.display()))),
+        _ => Err(Error::Missing(format!(
+            "several .onnx files in {}: a voice directory holds one",
+            dir.display()
+        ))),
+    }
+}

@@ -1,0 +1,74 @@
+//! 16-bit PCM encodings of f32 audio, peak-normalised as Piper does.
+
+/// Scales to 16 bits like Piper: the loudest sample reaches full scale
+/// (quiet output is amplified at most 100×); NaN and infinities become 0.
+///
+/// ```
+/// let s = models::wav::to_i16(&[0.0, 0.5, -0.25]);
+/// assert_eq!(s, vec![0, 32767, -16383]);
+/// ```
+pub fn to_i16(samples: &[f32]) -> Vec<i16> {
+    let peak = samples
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0f32, |m, x| m.max(x.abs()))
+        .max(0.01);
+    let scale = 32767.0 / peak;
+    samples
+        .iter()
+        .map(|&x| {
+            let v = if x.is_finite() { x * scale } else { 0.0 };
+            v.clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
+/// Raw little-endian 16-bit mono PCM.
+///
+/// ```
+/// assert_eq!(models::wav::pcm_i16_le(&[1.0]), vec![0xff, 0x7f]);
+/// ```
+pub fn pcm_i16_le(samples: &[f32]) -> Vec<u8> {
+    to_i16(samples).iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// A 16-bit mono WAV file.
+///
+/// ```
+/// let wav = models::wav::wav_i16(&[0.0, 0.5], 22050);
+/// assert_eq!(&wav[..4], b"RIFF");
+/// assert_eq!(wav.len(), 44 + 4);
+/// ```
+pub fn wav_i16(samples: &[f32], sample_rate: u32) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&sample_rate.to_le_bytes());
+    out.extend_from_slice(&(sample_rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&pcm_i16_le(samples));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_and_normalisation() {
+        let wav = wav_i16(&[0.0, 0.5, -0.25, f32::NAN], 22050);
+        assert_eq!(&wav[8..16], b"WAVEfmt ");
+        assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 22050);
+        assert_eq!(u32::from_le_bytes(wav[40..44].try_into().unwrap()), 8);
+        assert_eq!(to_i16(&[0.0, 0.5, -0.25, f32::NAN]), vec![0, 32767, -16383, 0]);
+        assert_eq!(to_i16(&[0.001]), vec![3276], "quiet audio is amplified at most 100x");
+    }
+}
