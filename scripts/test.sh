@@ -15,5 +15,7 @@ if [ -x scripts/fetch-models.sh ]; then
 fi
 
 export CARGO_TERM_COLOR=never
+echo "== cargo build --release -p tts-node (the binary the end-to-end tests start)"
+cargo build --release -p tts-node
 echo "== cargo test --workspace (unit, integration, end-to-end and doc tests)"
 cargo test --workspace "$@"

@@ -217,7 +217,7 @@ impl AttributionRules {
             }
             rules.count += 1;
         }
-        rules.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        rules.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         if !keyword_patterns.is_empty() {
             let ac = AhoCorasick::builder()
                 .ascii_case_insensitive(true)

@@ -75,12 +75,16 @@ impl Weights {
         };
         let model = ModelProto::decode(bytes.as_slice())
             .map_err(|e| not_vits(&format!("not an ONNX model: {e}")))?;
-        let graph = model.graph.ok_or_else(|| not_vits("the model has no graph"))?;
+        let graph = model
+            .graph
+            .ok_or_else(|| not_vits("the model has no graph"))?;
         // Who consumes each initializer, for those without a module name.
         let mut consumer: HashMap<&str, (&str, usize)> = HashMap::new();
         for n in &graph.node {
             for (i, input) in n.input.iter().enumerate() {
-                consumer.entry(input.as_str()).or_insert((n.name.as_str(), i));
+                consumer
+                    .entry(input.as_str())
+                    .or_insert((n.name.as_str(), i));
             }
         }
         let mut map = HashMap::new();
@@ -115,10 +119,13 @@ impl Weights {
 
     /// The tensor called `name`, or an error naming it.
     pub fn get(&self, name: &str) -> Result<Tensor, Error> {
-        self.map.get(name).cloned().ok_or_else(|| Error::NotPiperVoice {
-            path: self.path.clone(),
-            reason: format!("missing weight {name}"),
-        })
+        self.map
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotPiperVoice {
+                path: self.path.clone(),
+                reason: format!("missing weight {name}"),
+            })
     }
 
     /// The tensor called `name`, when present.
@@ -175,18 +182,30 @@ mod tests {
         c.insert("onnx::Conv_2", ("/flow/flows.0/enc/in_layers.3/Conv", 2));
         c.insert("sid", ("/enc_p/emb/Gather", 0));
         c.insert("/dp/flows.0/Exp_output_0", ("/dp/flows.7/Mul", 1));
-        assert_eq!(module_name("onnx::Conv_1", &c), "flow.flows.0.enc.in_layers.3.weight");
-        assert_eq!(module_name("onnx::Conv_2", &c), "flow.flows.0.enc.in_layers.3.bias");
+        assert_eq!(
+            module_name("onnx::Conv_1", &c),
+            "flow.flows.0.enc.in_layers.3.weight"
+        );
+        assert_eq!(
+            module_name("onnx::Conv_2", &c),
+            "flow.flows.0.enc.in_layers.3.bias"
+        );
         assert_eq!(module_name("sid", &c), "enc_p.emb.weight");
         assert_eq!(module_name("dec.ups.0.weight", &c), "dec.ups.0.weight");
-        assert_eq!(module_name("/dp/flows.0/Exp_output_0", &c), "/dp/flows.0/Exp_output_0");
+        assert_eq!(
+            module_name("/dp/flows.0/Exp_output_0", &c),
+            "/dp/flows.0/Exp_output_0"
+        );
     }
 
     #[test]
     fn a_file_that_is_not_onnx_is_a_clear_error() {
         let p = std::env::temp_dir().join(format!("not-onnx-{}.onnx", std::process::id()));
         std::fs::write(&p, b"\xff\xff\xff definitely not protobuf").unwrap();
-        let err = Weights::load(&p, &Device::Cpu).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Weights::load(&p, &Device::Cpu)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         let _ = std::fs::remove_file(&p);
         assert!(err.contains("not a Piper VITS voice"), "{err}");
     }

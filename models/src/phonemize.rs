@@ -22,9 +22,18 @@ const PAD: char = '_';
 // espeak-ng's C API (speak_lib.h), the four calls the front end needs.
 #[link(name = "espeak-ng")]
 extern "C" {
-    fn espeak_Initialize(output: c_int, buflength: c_int, path: *const c_char, options: c_int) -> c_int;
+    fn espeak_Initialize(
+        output: c_int,
+        buflength: c_int,
+        path: *const c_char,
+        options: c_int,
+    ) -> c_int;
     fn espeak_SetVoiceByName(name: *const c_char) -> c_int;
-    fn espeak_TextToPhonemes(textptr: *mut *const c_void, textmode: c_int, phonememode: c_int) -> *const c_char;
+    fn espeak_TextToPhonemes(
+        textptr: *mut *const c_void,
+        textmode: c_int,
+        phonememode: c_int,
+    ) -> *const c_char;
 }
 
 /// `AUDIO_OUTPUT_SYNCHRONOUS`: no audio device, no background thread.
@@ -99,7 +108,8 @@ impl Phonemizer {
         if guard.is_none() {
             // SAFETY: espeak_Initialize is called once, under the lock, with a
             // null data path (the library's default) and no callbacks.
-            let rate = unsafe { espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, std::ptr::null(), 0) };
+            let rate =
+                unsafe { espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, std::ptr::null(), 0) };
             if rate <= 0 {
                 return Err(Error::Phonemizer(
                     "espeak-ng failed to initialise (is espeak-ng-data installed? run scripts/install-deps.sh)".into(),
@@ -124,7 +134,10 @@ impl Phonemizer {
         let mut sentences: Vec<Sentence> = Vec::new();
         let mut current: Option<Sentence> = None;
         // espeak reads NUL-terminated text; a NUL inside would end it early.
-        let clean: String = text.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+        let clean: String = text
+            .chars()
+            .map(|c| if c == '\0' { ' ' } else { c })
+            .collect();
         let Ok(c_text) = CString::new(clean) else {
             return Ok(sentences);
         };
@@ -145,13 +158,20 @@ impl Phonemizer {
                     CStr::from_ptr(out).to_string_lossy().into_owned()
                 }
             };
-            let after = if ptr.is_null() { len } else { (ptr as usize - start as usize).min(len) };
+            let after = if ptr.is_null() {
+                len
+            } else {
+                (ptr as usize - start as usize).min(len)
+            };
             let consumed = String::from_utf8_lossy(&c_text.as_bytes()[before.min(after)..after]);
             // espeak reads one character of the next clause ahead; leave it out.
             let clause_text = if ptr.is_null() {
                 &consumed[..]
             } else {
-                consumed.char_indices().last().map_or("", |(i, _)| &consumed[..i])
+                consumed
+                    .char_indices()
+                    .last()
+                    .map_or("", |(i, _)| &consumed[..i])
             };
             let terminator = clause_terminator(clause_text);
             let sentence = current.get_or_insert_with(Vec::new);
@@ -215,7 +235,10 @@ fn push_clause(sentence: &mut Sentence, phonemes: &str) {
 
 /// The punctuation that ended a clause, read from the text espeak consumed.
 fn clause_terminator(consumed: &str) -> Option<char> {
-    let last = consumed.trim_end_matches(|c: char| c.is_whitespace() || c == '\0').chars().last()?;
+    let last = consumed
+        .trim_end_matches(|c: char| c.is_whitespace() || c == '\0')
+        .chars()
+        .last()?;
     match last {
         '.' | '?' | '!' | ',' | ':' | ';' => Some(last),
         '…' => Some('.'),
@@ -228,10 +251,18 @@ mod tests {
     use super::*;
 
     fn map() -> HashMap<String, Vec<i64>> {
-        [("_", 0), ("^", 1), ("$", 2), (" ", 3), ("a", 14), ("b", 15), (".", 10)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), vec![v]))
-            .collect()
+        [
+            ("_", 0),
+            ("^", 1),
+            ("$", 2),
+            (" ", 3),
+            ("a", 14),
+            ("b", 15),
+            (".", 10),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), vec![v]))
+        .collect()
     }
 
     #[test]

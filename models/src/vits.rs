@@ -25,7 +25,13 @@ struct Conv1d {
 }
 
 impl Conv1d {
-    fn load(w: &Weights, name: &str, padding: usize, dilation: usize, groups: usize) -> Result<Self> {
+    fn load(
+        w: &Weights,
+        name: &str,
+        padding: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Self> {
         Ok(Self {
             w: w.get(&format!("{name}.weight"))?,
             b: w.maybe(&format!("{name}.bias")),
@@ -118,7 +124,9 @@ impl RelAttention {
         let (b, c, t) = x.dims3()?;
         let kc = c / self.heads;
         let split = |y: Tensor| -> Result<Tensor> {
-            Ok(y.reshape((b, self.heads, kc, t))?.transpose(2, 3)?.contiguous()?)
+            Ok(y.reshape((b, self.heads, kc, t))?
+                .transpose(2, 3)?
+                .contiguous()?)
         };
         let scale = 1.0 / (kc as f64).sqrt();
         let q = (split(self.q.forward(x)?)? * scale)?;
@@ -128,17 +136,23 @@ impl RelAttention {
         let (rel_idx, rel_valid) = relative_index(t, self.window, x.device())?;
         // q · Ek for every offset in the window: [b,h,t,2w+1], then placed on the diagonals.
         let rel_logits = q.broadcast_matmul(&self.rel_k.t()?.contiguous()?)?;
-        let gathered = rel_logits
-            .contiguous()?
-            .gather(&rel_idx.broadcast_as((b, self.heads, t, t))?.contiguous()?, 3)?;
+        let gathered = rel_logits.contiguous()?.gather(
+            &rel_idx.broadcast_as((b, self.heads, t, t))?.contiguous()?,
+            3,
+        )?;
         scores = (scores + gathered.broadcast_mul(&rel_valid)?)?;
         let p = candle_nn::ops::softmax_last_dim(&scores)?;
         let mut out = p.matmul(&v)?; // [b,h,t,kc]
-        // Attention weights by offset: [b,h,t,2w+1].
+                                     // Attention weights by offset: [b,h,t,2w+1].
         let (abs_idx, abs_valid) = absolute_index(t, self.window, x.device())?;
         let span = 2 * self.window + 1;
         let rel_w = p
-            .gather(&abs_idx.broadcast_as((b, self.heads, t, span))?.contiguous()?, 3)?
+            .gather(
+                &abs_idx
+                    .broadcast_as((b, self.heads, t, span))?
+                    .contiguous()?,
+                3,
+            )?
             .broadcast_mul(&abs_valid)?;
         out = (out + rel_w.broadcast_matmul(&self.rel_v)?)?;
         let out = out.transpose(2, 3)?.contiguous()?.reshape((b, c, t))?;
@@ -221,15 +235,24 @@ impl TextEncoder {
             proj: Conv1d::load(w, "enc_p.proj", 0, 1, 1)?,
         };
         let mut i = 0;
-        while w.maybe(&format!("enc_p.encoder.attn_layers.{i}.conv_q.weight")).is_some() {
+        while w
+            .maybe(&format!("enc_p.encoder.attn_layers.{i}.conv_q.weight"))
+            .is_some()
+        {
             let p = "enc_p.encoder";
-            s.attn.push(RelAttention::load(w, &format!("{p}.attn_layers.{i}"), hidden)?);
-            s.norm1.push(ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"))?);
+            s.attn.push(RelAttention::load(
+                w,
+                &format!("{p}.attn_layers.{i}"),
+                hidden,
+            )?);
+            s.norm1
+                .push(ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"))?);
             s.ffn.push(Ffn {
                 c1: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, 1)?,
                 c2: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, 1)?,
             });
-            s.norm2.push(ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"))?);
+            s.norm2
+                .push(ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"))?);
             i += 1;
         }
         if s.attn.is_empty() {
@@ -280,8 +303,15 @@ impl DdsConv {
             let channels = weight.dim(0)?;
             let k = weight.dim(2)?;
             let dilation = k.pow(i as u32);
-            s.sep.push(Conv1d::load(w, &format!("{name}.convs_sep.{i}"), (k * dilation - dilation) / 2, dilation, channels)?);
-            s.one.push(Conv1d::load(w, &format!("{name}.convs_1x1.{i}"), 0, 1, 1)?);
+            s.sep.push(Conv1d::load(
+                w,
+                &format!("{name}.convs_sep.{i}"),
+                (k * dilation - dilation) / 2,
+                dilation,
+                channels,
+            )?);
+            s.one
+                .push(Conv1d::load(w, &format!("{name}.convs_1x1.{i}"), 0, 1, 1)?);
             s.n1.push(ChannelNorm::load(w, &format!("{name}.norms_1.{i}"))?);
             s.n2.push(ChannelNorm::load(w, &format!("{name}.norms_2.{i}"))?);
             i += 1;
@@ -347,7 +377,10 @@ impl ConvFlow {
         let mut out = Vec::with_capacity(t);
         for (i, p) in params.iter().enumerate() {
             let w: Vec<f32> = p[..NUM_BINS].iter().map(|v| v * scale).collect();
-            let hgt: Vec<f32> = p[NUM_BINS..2 * NUM_BINS].iter().map(|v| v * scale).collect();
+            let hgt: Vec<f32> = p[NUM_BINS..2 * NUM_BINS]
+                .iter()
+                .map(|v| v * scale)
+                .collect();
             let d = &p[2 * NUM_BINS..];
             out.push(spline_inverse(inputs[i], &w, &hgt, d));
         }
@@ -396,7 +429,9 @@ fn derivatives(unnormalised_inner: &[f32]) -> Vec<f32> {
     d.push(boundary);
     d.extend_from_slice(unnormalised_inner);
     d.push(boundary);
-    d.into_iter().map(|x| MIN_DERIVATIVE + softplus(x)).collect()
+    d.into_iter()
+        .map(|x| MIN_DERIVATIVE + softplus(x))
+        .collect()
 }
 
 /// Inverse of the monotonic rational-quadratic spline with linear tails
@@ -479,7 +514,9 @@ impl DurationPredictor {
             None => w.get("dp.flows.0.logs")?.neg()?.exp()?.reshape((1, 2, 1))?,
         };
         // Reverse order; upstream skips the first ConvFlow at inference.
-        let mut idx: Vec<usize> = (2..16).filter(|i| w.maybe(&format!("dp.flows.{i}.pre.weight")).is_some()).collect();
+        let mut idx: Vec<usize> = (2..16)
+            .filter(|i| w.maybe(&format!("dp.flows.{i}.pre.weight")).is_some())
+            .collect();
         idx.sort_unstable_by(|a, b| b.cmp(a));
         let flows = idx
             .iter()
@@ -489,7 +526,10 @@ impl DurationPredictor {
             pre: Conv1d::load(w, "dp.pre", 0, 1, 1)?,
             convs: DdsConv::load(w, "dp.convs")?,
             proj: Conv1d::load(w, "dp.proj", 0, 1, 1)?,
-            cond: w.maybe("dp.cond.weight").map(|_| Conv1d::load(w, "dp.cond", 0, 1, 1)).transpose()?,
+            cond: w
+                .maybe("dp.cond.weight")
+                .map(|_| Conv1d::load(w, "dp.cond", 0, 1, 1))
+                .transpose()?,
             ea_m,
             ea_scale,
             flows,
@@ -543,13 +583,27 @@ impl WaveNet {
         let mut s = Self {
             in_layers: Vec::new(),
             res_skip: Vec::new(),
-            cond: w.maybe(&format!("{name}.cond_layer.weight")).map(|_| Conv1d::load(w, &format!("{name}.cond_layer"), 0, 1, 1)).transpose()?,
+            cond: w
+                .maybe(&format!("{name}.cond_layer.weight"))
+                .map(|_| Conv1d::load(w, &format!("{name}.cond_layer"), 0, 1, 1))
+                .transpose()?,
             hidden: 0,
         };
         let mut i = 0;
         while w.maybe(&format!("{name}.in_layers.{i}.weight")).is_some() {
-            s.in_layers.push(Conv1d::load_same(w, &format!("{name}.in_layers.{i}"), 1, 1)?);
-            s.res_skip.push(Conv1d::load(w, &format!("{name}.res_skip_layers.{i}"), 0, 1, 1)?);
+            s.in_layers.push(Conv1d::load_same(
+                w,
+                &format!("{name}.in_layers.{i}"),
+                1,
+                1,
+            )?);
+            s.res_skip.push(Conv1d::load(
+                w,
+                &format!("{name}.res_skip_layers.{i}"),
+                0,
+                1,
+                1,
+            )?);
             i += 1;
         }
         s.hidden = s.in_layers.first().map_or(Ok(0), |c| c.w.dim(1))?;
@@ -570,7 +624,8 @@ impl WaveNet {
             if let Some(g_all) = &g_all {
                 a = a.broadcast_add(&g_all.narrow(1, i * 2 * hdim, 2 * hdim)?)?;
             }
-            let acts = (a.narrow(1, 0, hdim)?.tanh()? * candle_nn::ops::sigmoid(&a.narrow(1, hdim, hdim)?)?)?;
+            let acts = (a.narrow(1, 0, hdim)?.tanh()?
+                * candle_nn::ops::sigmoid(&a.narrow(1, hdim, hdim)?)?)?;
             let rs = self.res_skip[i].forward(&acts)?;
             let skip = if i < n - 1 {
                 x = (x + rs.narrow(1, 0, hdim)?)?;
@@ -710,7 +765,10 @@ impl Generator {
         }
         Ok(Self {
             pre: Conv1d::load_same(w, "dec.conv_pre", 1, 1)?,
-            cond: w.maybe("dec.cond.weight").map(|_| Conv1d::load(w, "dec.cond", 0, 1, 1)).transpose()?,
+            cond: w
+                .maybe("dec.cond.weight")
+                .map(|_| Conv1d::load(w, "dec.cond", 0, 1, 1))
+                .transpose()?,
             ups,
             blocks,
             post: Conv1d::load_same(w, "dec.conv_post", 1, 1)?,
@@ -805,7 +863,13 @@ impl Vits {
         let n_symbols = self.enc.emb.dim(0)? as i64;
         let ids_u32: Vec<u32> = ids
             .iter()
-            .map(|&i| if (0..n_symbols).contains(&i) { i as u32 } else { 0 })
+            .map(|&i| {
+                if (0..n_symbols).contains(&i) {
+                    i as u32
+                } else {
+                    0
+                }
+            })
             .collect();
         let t = ids_u32.len();
         let ids_t = Tensor::from_vec(ids_u32, t, &self.device)?;
@@ -881,24 +945,54 @@ mod tests {
         let ek = [0.1f32, 0.2, 0.3];
         let (idx, valid) = relative_index(3, 1, &dev).unwrap();
         let qt = Tensor::from_vec(q.to_vec(), (1, 1, 3, 1), &dev).unwrap();
-        let rel = qt.broadcast_matmul(&Tensor::from_vec(ek.to_vec(), (1, 3), &dev).unwrap()).unwrap();
+        let rel = qt
+            .broadcast_matmul(&Tensor::from_vec(ek.to_vec(), (1, 3), &dev).unwrap())
+            .unwrap();
         let local = rel
-            .gather(&idx.broadcast_as((1, 1, 3, 3)).unwrap().contiguous().unwrap(), 3)
+            .gather(
+                &idx.broadcast_as((1, 1, 3, 3))
+                    .unwrap()
+                    .contiguous()
+                    .unwrap(),
+                3,
+            )
             .unwrap()
             .broadcast_mul(&valid)
             .unwrap();
-        let got: Vec<Vec<f32>> = local.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
-        for i in 0..3 {
-            for j in 0..3 {
+        let got: Vec<Vec<f32>> = local
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for (i, row) in got.iter().enumerate() {
+            for (j, value) in row.iter().enumerate() {
                 let r = j as i64 - i as i64 + 1;
-                let want = if (0..3).contains(&r) { q[i] * ek[r as usize] } else { 0.0 };
-                assert!((got[i][j] - want).abs() < 1e-6, "({i},{j}) {} vs {want}", got[i][j]);
+                let want = if (0..3).contains(&r) {
+                    q[i] * ek[r as usize]
+                } else {
+                    0.0
+                };
+                assert!((value - want).abs() < 1e-6, "({i},{j}) {value} vs {want}");
             }
         }
         // Absolute -> relative: row i, offset r reads column i + r - 1.
         let (aidx, avalid) = absolute_index(3, 1, &dev).unwrap();
-        let a: Vec<Vec<u32>> = aidx.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
-        let v: Vec<Vec<f32>> = avalid.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let a: Vec<Vec<u32>> = aidx
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let v: Vec<Vec<f32>> = avalid
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         assert_eq!(a[0], vec![0, 0, 1]);
         assert_eq!(v[0], vec![0.0, 1.0, 1.0]);
         assert_eq!(a[2], vec![1, 2, 2]);
@@ -907,8 +1001,16 @@ mod tests {
 
     #[test]
     fn channel_flip_reverses_channels() {
-        let x = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap().reshape((1, 3, 2)).unwrap();
-        let y: Vec<Vec<f32>> = flip_channels(&x).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let x = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 3, 2))
+            .unwrap();
+        let y: Vec<Vec<f32>> = flip_channels(&x)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         assert_eq!(y, vec![vec![4.0, 5.0], vec![2.0, 3.0], vec![0.0, 1.0]]);
     }
 
@@ -920,7 +1022,13 @@ mod tests {
             beta: Tensor::zeros((1, 2, 1), DType::F32, &dev).unwrap(),
         };
         let x = Tensor::from_vec(vec![1f32, 10.0, 3.0, 10.0], (1, 2, 2), &dev).unwrap();
-        let y: Vec<Vec<f32>> = n.forward(&x).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let y: Vec<Vec<f32>> = n
+            .forward(&x)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         assert!((y[0][0] + 1.0).abs() < 1e-3 && (y[1][0] - 1.0).abs() < 1e-3);
         assert!(y[0][1].abs() < 1e-3, "equal channels normalise to 0");
     }

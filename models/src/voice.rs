@@ -195,10 +195,11 @@ impl Voice {
             path: json.display().to_string(),
             source: e,
         })?;
-        let config: VoiceConfig = serde_json::from_str(&text).map_err(|e| Error::NotPiperVoice {
-            path: json.display().to_string(),
-            reason: format!("bad voice config: {e}"),
-        })?;
+        let config: VoiceConfig =
+            serde_json::from_str(&text).map_err(|e| Error::NotPiperVoice {
+                path: json.display().to_string(),
+                reason: format!("bad voice config: {e}"),
+            })?;
         if config.phoneme_type != "espeak" {
             return Err(Error::Config(format!(
                 "phoneme_type {:?} is not supported (only espeak)",
@@ -212,7 +213,11 @@ impl Voice {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "voice".into());
-        let quality = config.audio.quality.clone().unwrap_or_else(|| "medium".into());
+        let quality = config
+            .audio
+            .quality
+            .clone()
+            .unwrap_or_else(|| "medium".into());
         let mut speakers: Vec<(String, u32)> = config.speaker_id_map.clone().into_iter().collect();
         speakers.sort_by_key(|(_, id)| *id);
         let info = VoiceInfo {
@@ -246,7 +251,10 @@ impl Voice {
     pub fn synthesize(&self, text: &str, params: &SynthesisParams) -> Result<Audio, Error> {
         let t0 = Instant::now();
         let sentences = self.phonemizer.phonemize(text)?;
-        let ids: Vec<_> = sentences.iter().map(|s| self.phonemizer.to_ids(s)).collect();
+        let ids: Vec<_> = sentences
+            .iter()
+            .map(|s| self.phonemizer.to_ids(s))
+            .collect();
         let phonemize_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let mut samples = Vec::new();
@@ -289,7 +297,10 @@ impl Voice {
 fn find_files(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
     let hint = "run scripts/fetch-models.sh to install the default voice";
     let entries = std::fs::read_dir(dir).map_err(|_| {
-        Error::Missing(format!("voice directory {} does not exist: {hint}", dir.display()))
+        Error::Missing(format!(
+            "voice directory {} does not exist: {hint}",
+            dir.display()
+        ))
     })?;
     let onnx: Vec<PathBuf> = entries
         .flatten()
@@ -304,10 +315,16 @@ fn find_files(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
             if json.is_file() {
                 Ok((one.clone(), json))
             } else {
-                Err(Error::Missing(format!("{} is missing: {hint}", json.display())))
+                Err(Error::Missing(format!(
+                    "{} is missing: {hint}",
+                    json.display()
+                )))
             }
         }
-        [] => Err(Error::Missing(format!("no .onnx voice in {}: {hint}", dir.display()))),
+        [] => Err(Error::Missing(format!(
+            "no .onnx voice in {}: {hint}",
+            dir.display()
+        ))),
         _ => Err(Error::Missing(format!(
             "several .onnx files in {}: a voice directory holds one",
             dir.display()

@@ -29,7 +29,10 @@ pub fn to_i16(samples: &[f32]) -> Vec<i16> {
 /// assert_eq!(models::wav::pcm_i16_le(&[1.0]), vec![0xff, 0x7f]);
 /// ```
 pub fn pcm_i16_le(samples: &[f32]) -> Vec<u8> {
-    to_i16(samples).iter().flat_map(|s| s.to_le_bytes()).collect()
+    to_i16(samples)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect()
 }
 
 /// A 16-bit mono WAV file.
@@ -68,7 +71,14 @@ mod tests {
         assert_eq!(&wav[8..16], b"WAVEfmt ");
         assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 22050);
         assert_eq!(u32::from_le_bytes(wav[40..44].try_into().unwrap()), 8);
-        assert_eq!(to_i16(&[0.0, 0.5, -0.25, f32::NAN]), vec![0, 32767, -16383, 0]);
-        assert_eq!(to_i16(&[0.001]), vec![3276], "quiet audio is amplified at most 100x");
+        assert_eq!(
+            to_i16(&[0.0, 0.5, -0.25, f32::NAN]),
+            vec![0, 32767, -16383, 0]
+        );
+        assert_eq!(
+            to_i16(&[0.001]),
+            vec![3276],
+            "quiet audio is amplified at most 100x"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! through [`gelf_tracing::graylog::check`], and records what Graylog would
 //! keep, reject, or drop silently.
 
+pub mod node;
+
 use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,246 @@
-//! The TTS node binary.
+//! The TTS node: loads the voices from the model cache, serves the web UI and
+//! the HTTP API, and logs one GELF event per request.
+
+mod api;
+mod config;
+mod engine;
+mod metrics;
+mod segment;
+mod telemetry;
+mod voices;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::api::{AppState, Ready};
+use crate::config::{Config, DeviceChoice};
+use crate::engine::{Engine, Segmenting};
+use crate::telemetry::GpuMonitor;
+use crate::voices::Voices;
+
+/// GPU memory under which the node warns at start.
+const LOW_GPU_MEMORY_GB: f64 = 4.0;
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("tts-node: the server is not built yet (see the open issues)")
+    let cfg = Config::parse();
+    cfg.validate()?;
+    let telemetry = telemetry::init(&cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let gelf = telemetry.gelf.as_ref().map(gelf_tracing::GelfGuard::handle);
+    let result = runtime.block_on(serve(cfg, gelf));
+    if let Err(e) = &result {
+        tracing::error!(error_code = "MODEL_LOAD_FAIL", component = "startup", error = %format!("{e:#}"), "node failed: {e:#}");
+    }
+    // Flushes queued GELF events (bounded by the layer's flush timeout).
+    drop(telemetry);
+    result
+}
+
+async fn serve(cfg: Config, gelf: Option<gelf_tracing::GelfHandle>) -> anyhow::Result<()> {
+    let addr = (cfg.host, cfg.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{} (--host/--port, TTS_HOST/TTS_PORT)",
+            cfg.host, cfg.port
+        )
+    })?;
+    let state = Arc::new(AppState {
+        cfg: cfg.clone(),
+        ready: OnceLock::new(),
+        metrics: metrics::Metrics::default(),
+        gelf,
+    });
+    tracing::info!(
+        node_id = %cfg.node_id,
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %format!("{}:{}", cfg.host, cfg.port),
+        "Node starting"
+    );
+    let app = api::router(Arc::clone(&state));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server_state = Arc::clone(&state);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal(server_state, stop_rx))
+            .await
+    });
+
+    let load_cfg = cfg.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&load_cfg))
+        .await
+        .context("the voice loader stopped")?;
+    let ready = match loaded {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    let gpu_total = ready
+        .gpu
+        .as_ref()
+        .and_then(GpuMonitor::memory)
+        .map(|m| m.total_gb);
+    tracing::info!(
+        node_id = %cfg.node_id,
+        version = env!("CARGO_PKG_VERSION"),
+        device = %ready.device,
+        gpu_name = ready.gpu.as_ref().map(|g| g.name.as_str()),
+        gpu_memory_total_gb = gpu_total,
+        voice = %ready.voices.default,
+        voices = ready.voices.map.len() as u64,
+        model_version = ready.voices.get(None).map(|v| v.info().model_version.clone()),
+        voice_load_ms = ready.voices.load_time.as_millis() as u64,
+        workers = ready.engine_workers as u64,
+        queue_size = cfg.queue_size as u64,
+        "Node ready on http://{}:{}/",
+        cfg.host,
+        cfg.port
+    );
+    if let Some(total) = gpu_total.filter(|t| *t < LOW_GPU_MEMORY_GB) {
+        tracing::warn!(
+            gpu_memory_total_gb = total,
+            "GPU has under {LOW_GPU_MEMORY_GB} GB of memory"
+        );
+    }
+    let _ = state.ready.set(ready.into_ready());
+
+    server
+        .await
+        .context("the HTTP server task failed")?
+        .context("the HTTP server failed")?;
+    if let Some(r) = state.ready.get() {
+        let engine = &r.engine;
+        tokio::task::block_in_place(|| engine.join());
+    }
+    tracing::info!(node_id = %cfg.node_id, "Node stopped");
+    Ok(())
+}
+
+/// A loaded node, before it is published to the handlers.
+struct Loaded {
+    voices: Voices,
+    engine: Engine,
+    device: String,
+    gpu: Option<GpuMonitor>,
+    engine_workers: usize,
+}
+
+impl Loaded {
+    fn into_ready(self) -> Ready {
+        Ready {
+            voices: self.voices,
+            engine: self.engine,
+            device: self.device,
+            gpu: self.gpu,
+        }
+    }
+}
+
+fn select_device(choice: DeviceChoice) -> anyhow::Result<(candle_core::Device, String)> {
+    match choice {
+        DeviceChoice::Cpu => Ok((candle_core::Device::Cpu, "cpu".into())),
+        DeviceChoice::Cuda => candle_core::Device::new_cuda(0)
+            .map(|d| (d, "cuda:0".into()))
+            .context("--device cuda / TTS_DEVICE=cuda: no usable CUDA GPU (is the binary built with scripts/build-cuda.sh and is a driver present?)"),
+        DeviceChoice::Auto => Ok(match candle_core::Device::new_cuda(0) {
+            Ok(d) => (d, "cuda:0".into()),
+            Err(_) => (candle_core::Device::Cpu, "cpu".into()),
+        }),
+    }
+}
+
+fn load(cfg: &Config) -> anyhow::Result<Loaded> {
+    let (device, device_name) = select_device(cfg.device)?;
+    tracing::info!(device = %device_name, requested = ?cfg.device, "device selected");
+    let started = Instant::now();
+    let voices = Voices::load(&cfg.cache_dir, &cfg.voice, &device)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "voices loaded"
+    );
+    let on_gpu = device_name != "cpu";
+    let gpu = if on_gpu { GpuMonitor::open(0) } else { None };
+    let workers = if on_gpu { 1 } else { cfg.workers };
+    let engine = Engine::start(
+        workers,
+        cfg.queue_size,
+        Segmenting {
+            max_chars: cfg.max_segment_chars,
+            silence_ms: cfg.segment_silence_ms,
+        },
+    )
+    .context("starting the synthesis workers")?;
+    Ok(Loaded {
+        voices,
+        engine,
+        device: device_name,
+        gpu,
+        engine_workers: workers,
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C (or an internal stop): stops accepting, lets
+/// queued requests finish within the grace period, then fails the rest.
+async fn shutdown_signal(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        "SIGTERM"
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&str>();
+    let internal = async {
+        let _ = stop.wait_for(|v| *v).await;
+        "startup failure"
+    };
+    let reason = tokio::select! {
+        r = ctrl_c => r,
+        r = term => r,
+        r = internal => r,
+    };
+    let grace = state.cfg.shutdown_grace();
+    if let Some(r) = state.ready.get() {
+        tracing::info!(
+            reason,
+            queued = r.engine.depth() as u64,
+            busy = r.engine.busy() as u64,
+            grace_s = grace.as_secs_f64(),
+            "Node shutting down: no new requests; finishing queued ones"
+        );
+        r.engine.close();
+        let st = Arc::clone(&state);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(r) = st.ready.get() {
+                let left = r.engine.depth();
+                if left > 0 {
+                    tracing::warn!(
+                        queued = left as u64,
+                        "shutdown grace over: failing queued requests with SHUTTING_DOWN"
+                    );
+                }
+                r.engine.abort_queued();
+            }
+        });
+    } else {
+        tracing::info!(reason, "Node shutting down before the voice was loaded");
+    }
 }

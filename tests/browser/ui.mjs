@@ -1,0 +1,66 @@
+// Drives the node's web page in headless Chromium like a person would: types
+// text, clicks Generate, waits for the audio player, checks that it holds a
+// playable WAV, and saves a screenshot. Also checks that an error is shown
+// as a readable message.
+//
+//   node tests/browser/ui.mjs http://127.0.0.1:7860/ OUT_DIR
+//
+// Prints one JSON line with what it saw; exits non-zero on failure.
+import { chromium } from "playwright-core";
+
+const [url, outDir] = process.argv.slice(2);
+if (!url || !outDir) {
+  console.error("usage: node ui.mjs URL OUT_DIR");
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  await page.goto(url);
+  await page.waitForSelector("#voice option", { state: "attached", timeout: 30000 });
+
+  // A readable error for input the page refuses.
+  await page.fill("#text", "   ");
+  await page.click("#go");
+  await page.waitForSelector("#error", { state: "visible", timeout: 10000 });
+  const clientError = await page.textContent("#error");
+
+  await page.fill("#text", "Hello from the browser. This is the node speaking.");
+  await page.click("#go");
+  await page.waitForSelector("audio.player", { timeout: 180000 });
+  const seen = await page.evaluate(async () => {
+    const a = document.querySelector("audio.player");
+    if (a.readyState < 1) {
+      await new Promise((resolve, reject) => {
+        a.addEventListener("loadedmetadata", resolve, { once: true });
+        a.addEventListener("error", () => reject(new Error("audio error " + (a.error && a.error.code))), { once: true });
+      });
+    }
+    const bytes = new Uint8Array(await (await fetch(a.src)).arrayBuffer());
+    const dl = document.querySelector("a.dl");
+    return {
+      duration: a.duration,
+      mediaError: a.error ? a.error.code : null,
+      riff: String.fromCharCode(...bytes.slice(0, 4)),
+      wave: String.fromCharCode(...bytes.slice(8, 12)),
+      bytes: bytes.length,
+      meta: document.querySelector(".meta").textContent,
+      download: dl ? dl.getAttribute("download") : null,
+      errorVisible: getComputedStyle(document.getElementById("error")).display !== "none",
+      speakerVisible: getComputedStyle(document.getElementById("speaker-box")).display !== "none",
+    };
+  });
+  await page.screenshot({ path: `${outDir}/ui.png`, fullPage: true });
+  console.log(JSON.stringify({ clientError, ...seen }));
+} finally {
+  await browser.close();
+}

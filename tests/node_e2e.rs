@@ -1,0 +1,513 @@
+//! The node end to end: real processes started by the project's scripts, real
+//! HTTP over loopback, the real voice, and a GELF receiver applying Graylog's
+//! rules.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use e2e::node::{self, http, node_pids_on_port, post_json, script, Node, Wav};
+use e2e::{field_str, short_message, GelfReceiver};
+use gelf_tracing::graylog::Accepted;
+use serde_json::json;
+
+const COMPLETED: &str = "Audio generation completed";
+
+fn gelf_env(rx: &GelfReceiver, node_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("GELF_ENDPOINT", rx.endpoint()),
+        ("NODE_ID", node_id.to_string()),
+    ]
+}
+
+/// Waits until the receiver has `n` events matching `pred`, and returns them.
+fn events_where(rx: &GelfReceiver, n: usize, pred: impl Fn(&Accepted) -> bool) -> Vec<Accepted> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got: Vec<Accepted> = rx
+            .lock()
+            .accepted
+            .iter()
+            .filter(|m| pred(m))
+            .cloned()
+            .collect();
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn completion_for<'a>(events: &'a [Accepted], request_id: &str) -> Vec<&'a Accepted> {
+    events
+        .iter()
+        .filter(|m| short_message(m) == COMPLETED && field_str(m, "request_id") == Some(request_id))
+        .collect()
+}
+
+#[test]
+fn start_twice_leaves_one_node_then_stop_leaves_none() {
+    let _serial = node::serial();
+    let n = Node::start("start-twice", &[]);
+    let first = node_pids_on_port(n.port);
+    assert_eq!(first.len(), 1, "one node after the first start: {first:?}");
+    let again = script("start.sh", &[], &n.env);
+    assert!(again.status.success());
+    let second = node_pids_on_port(n.port);
+    assert_eq!(
+        second.len(),
+        1,
+        "still one node after starting twice: {second:?}"
+    );
+    assert_ne!(first, second, "the second start replaced the first node");
+    let status = script("status.sh", &[&n.port.to_string()], &n.env);
+    assert!(status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("running"));
+    let stop = n.stop();
+    assert!(stop.status.success());
+    assert!(
+        node_pids_on_port(n.port).is_empty(),
+        "no node left after stop.sh"
+    );
+    let status = script("status.sh", &[&n.port.to_string()], &n.env);
+    assert!(!status.status.success(), "status.sh reports the node gone");
+}
+
+#[test]
+fn synthesis_returns_speech_and_exactly_one_typed_event_per_request() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+    let n = Node::start("synthesis", &gelf_env(&rx, "node-synth"));
+
+    let short = post_json(
+        n.port,
+        "/api/tts",
+        &json!({"text": "Hello there."}),
+        &[("X-Request-Id", "req-short-1")],
+    );
+    assert_eq!(
+        short.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&short.body)
+    );
+    assert_eq!(short.header("x-request-id"), Some("req-short-1"));
+    assert_eq!(short.header("content-type"), Some("audio/wav"));
+    let short_wav = Wav::parse(&short.body).unwrap();
+    assert_eq!(short_wav.sample_rate, 22050);
+    assert!(
+        short_wav.rms() > 0.02,
+        "not silent: rms {}",
+        short_wav.rms()
+    );
+
+    let long_text = "The quick brown fox jumps over the lazy dog. It was a bright cold day in April, and the clocks were striking thirteen.";
+    let long = post_json(
+        n.port,
+        "/api/tts",
+        &json!({"text": long_text, "voice": "en_US-joe-medium"}),
+        &[],
+    );
+    assert_eq!(long.status, 200);
+    let long_rid = long.header("x-request-id").unwrap().to_owned();
+    assert!(long_rid.len() >= 16, "generated request id: {long_rid}");
+    let long_wav = Wav::parse(&long.body).unwrap();
+    let ratio = long_wav.seconds() / short_wav.seconds();
+    assert!(
+        ratio > 4.0 && ratio < 20.0,
+        "duration follows the text: {:.2}s vs {:.2}s",
+        long_wav.seconds(),
+        short_wav.seconds()
+    );
+
+    let openai = post_json(
+        n.port,
+        "/v1/audio/speech",
+        &json!({"model": "tts-1", "input": "Good morning.", "voice": "alloy", "response_format": "wav"}),
+        &[("X-Request-Id", "req-openai-wav")],
+    );
+    assert_eq!(openai.status, 200);
+    let ow = Wav::parse(&openai.body).unwrap();
+    assert!(ow.seconds() > 0.3 && ow.rms() > 0.02);
+    let pcm = post_json(
+        n.port,
+        "/v1/audio/speech",
+        &json!({"model": "tts-1", "input": "Good morning.", "voice": "alloy", "response_format": "pcm"}),
+        &[("X-Request-Id", "req-openai-pcm")],
+    );
+    assert_eq!(pcm.status, 200);
+    assert_eq!(pcm.header("content-type"), Some("audio/pcm"));
+    assert_eq!(pcm.body.len() % 2, 0);
+    assert!(
+        pcm.body.len() > 22050,
+        "at least half a second of 16-bit PCM"
+    );
+
+    let voices = http(n.port, "GET", "/api/voices", &[], b"").json();
+    assert_eq!(voices["default"], "en_US-joe-medium");
+    assert_eq!(voices["voices"][0]["sample_rate"], 22050);
+
+    let events = events_where(&rx, 4, |m| short_message(m) == COMPLETED);
+    for rid in ["req-short-1", &long_rid, "req-openai-wav", "req-openai-pcm"] {
+        let e = completion_for(&events, rid);
+        assert_eq!(e.len(), 1, "exactly one completion event for {rid}");
+        let f = &e[0].fields;
+        assert_eq!(field_str(e[0], "node_id"), Some("node-synth"));
+        assert_eq!(field_str(e[0], "voice"), Some("en_US-joe-medium"));
+        assert!(field_str(e[0], "model_version").is_some_and(|v| v.contains("en_US-joe-medium")));
+        assert_eq!(field_str(e[0], "device"), Some("cpu"));
+        for int_field in ["duration_ms", "queue_wait_ms", "char_count", "segments"] {
+            assert!(
+                f[int_field].is_u64(),
+                "{int_field} is an integer: {:?}",
+                f[int_field]
+            );
+        }
+        for float_field in ["audio_seconds", "rtf"] {
+            assert!(
+                f[float_field].as_f64().is_some_and(|x| x > 0.0),
+                "{float_field}: {:?}",
+                f[float_field]
+            );
+        }
+        assert!(
+            !f.contains_key("gpu_memory_used_gb"),
+            "no invented GPU figures on CPU"
+        );
+        assert_eq!(e[0].standard["level"], 6);
+    }
+    let first = completion_for(&events, "req-short-1")[0];
+    assert_eq!(first.fields["char_count"], 12);
+    let long_event = completion_for(&events, &long_rid)[0];
+    let secs = long_event.fields["audio_seconds"].as_f64().unwrap();
+    assert!(
+        (secs - long_wav.seconds()).abs() < 0.01,
+        "audio_seconds matches the WAV"
+    );
+    let r = rx.lock();
+    assert!(
+        r.dropped_fields.is_empty(),
+        "Graylog would drop: {:?}",
+        r.dropped_fields
+    );
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    assert!(
+        r.accepted
+            .iter()
+            .any(|m| short_message(m).starts_with("Node ready")),
+        "startup event"
+    );
+}
+
+#[test]
+fn every_error_case_has_its_code_and_one_error_event() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+    let mut env = gelf_env(&rx, "node-errors");
+    env.push(("TTS_MAX_TEXT_CHARS", "200".into()));
+    env.push(("TTS_MAX_BODY_BYTES", "4096".into()));
+    let n = Node::start("errors", &env);
+    let big_body = format!("{{\"text\":\"{}\"}}", "a".repeat(10_000));
+    let cases: Vec<(&str, u16, &str, Vec<u8>, &str)> = vec![
+        (
+            "err-empty",
+            400,
+            "TEXT_EMPTY",
+            json!({"text": ""}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-blank",
+            400,
+            "TEXT_EMPTY",
+            json!({"text": " \n\t "}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-long",
+            413,
+            "TEXT_TOO_LONG",
+            json!({"text": "word ".repeat(60)}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-voice",
+            404,
+            "VOICE_NOT_FOUND",
+            json!({"text": "hi", "voice": "nobody"})
+                .to_string()
+                .into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-path",
+            404,
+            "VOICE_NOT_FOUND",
+            json!({"text": "hi", "voice": "../../etc/passwd"})
+                .to_string()
+                .into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-json",
+            400,
+            "BAD_REQUEST",
+            b"{\"text\": ".to_vec(),
+            "/api/tts",
+        ),
+        (
+            "err-type",
+            400,
+            "BAD_REQUEST",
+            json!({"text": 42}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-field",
+            400,
+            "BAD_REQUEST",
+            json!({"text": "hi", "sped": 2}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-body",
+            413,
+            "BODY_TOO_LARGE",
+            big_body.into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-speed",
+            400,
+            "INVALID_PARAMETER",
+            json!({"text": "hi", "speed": 10}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-speaker",
+            400,
+            "INVALID_PARAMETER",
+            json!({"text": "hi", "speaker": 3}).to_string().into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-format",
+            400,
+            "UNSUPPORTED_FORMAT",
+            json!({"input": "hi", "response_format": "mp3"})
+                .to_string()
+                .into_bytes(),
+            "/v1/audio/speech",
+        ),
+        (
+            "err-oa-empty",
+            400,
+            "TEXT_EMPTY",
+            json!({"input": "", "model": "tts-1"})
+                .to_string()
+                .into_bytes(),
+            "/v1/audio/speech",
+        ),
+    ];
+    for (rid, status, code, body, path) in &cases {
+        let r = http(
+            n.port,
+            "POST",
+            path,
+            &[("Content-Type", "application/json"), ("X-Request-Id", rid)],
+            body,
+        );
+        assert_eq!(
+            r.status,
+            *status,
+            "{rid}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let j = r.json();
+        assert_eq!(j["error"]["code"], *code, "{rid}");
+        assert_eq!(j["error"]["request_id"], *rid, "{rid}");
+        assert!(j["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert_eq!(r.header("x-request-id"), Some(*rid));
+    }
+    // An insane request id is replaced, not echoed.
+    let r = post_json(
+        n.port,
+        "/api/tts",
+        &json!({"text": ""}),
+        &[("X-Request-Id", "bad id with spaces")],
+    );
+    assert_ne!(r.header("x-request-id"), Some("bad id with spaces"));
+
+    let errors = events_where(&rx, cases.len(), |m| {
+        m.standard["level"] == 3 && field_str(m, "error_code").is_some()
+    });
+    for (rid, _, code, _, _) in &cases {
+        let mine: Vec<_> = errors
+            .iter()
+            .filter(|m| field_str(m, "request_id") == Some(*rid))
+            .collect();
+        assert_eq!(mine.len(), 1, "one ERROR event for {rid}");
+        assert_eq!(field_str(mine[0], "error_code"), Some(*code));
+        assert_eq!(field_str(mine[0], "node_id"), Some("node-errors"));
+        // Attributed at the source from the node's rule file.
+        for f in [
+            "component",
+            "error_category",
+            "severity",
+            "root_cause",
+            "solution",
+        ] {
+            assert!(
+                field_str(mine[0], f).is_some_and(|v| !v.is_empty()),
+                "{rid}: {f} missing"
+            );
+        }
+        assert_ne!(
+            field_str(mine[0], "error_category"),
+            Some("unknown"),
+            "{rid}"
+        );
+    }
+    assert!(
+        rx.lock()
+            .accepted
+            .iter()
+            .all(|m| short_message(m) != COMPLETED),
+        "no failed request logged a completion"
+    );
+    // The node survived all of it.
+    assert_eq!(http(n.port, "GET", "/healthz", &[], b"").status, 200);
+    let metrics = String::from_utf8(http(n.port, "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(
+        metrics.contains("tts_errors_total{code=\"TEXT_EMPTY\"} 4"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tts_gelf_sent_total"));
+    assert!(rx.lock().dropped_fields.is_empty());
+}
+
+#[test]
+fn three_nodes_ship_to_one_receiver_separable_by_node_id() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+    let base = node::free_port();
+    let run = node::run_dir("cluster").display().to_string();
+    let env = vec![
+        ("TTS_PORT", base.to_string()),
+        ("TTS_RUN_DIR", run.clone()),
+        ("GELF_ENDPOINT", rx.endpoint()),
+        ("NODE_ID_PREFIX", "cluster-node".to_string()),
+    ];
+    let started = script("start-cluster.sh", &["3"], &env);
+    let stop_all = || script("stop.sh", &["--all"], &env);
+    if !started.status.success() {
+        stop_all();
+        panic!("start-cluster.sh failed");
+    }
+    let mut want = HashMap::new();
+    for i in 0..3u16 {
+        let id = format!("cluster-node-{:02}", i + 1);
+        for k in 0..=i {
+            let r = post_json(
+                base + i,
+                "/api/tts",
+                &json!({"text": format!("Node {i}, request {k}.")}),
+                &[],
+            );
+            assert_eq!(r.status, 200);
+        }
+        want.insert(id, usize::from(i) + 1);
+    }
+    let status = script("status.sh", &["--all"], &env);
+    let events = events_where(&rx, 6, |m| short_message(m) == COMPLETED);
+    stop_all();
+    assert!(status.status.success());
+    let mut got: HashMap<String, usize> = HashMap::new();
+    for e in &events {
+        *got.entry(field_str(e, "node_id").unwrap_or("?").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(got, want);
+    for p in base..base + 3 {
+        assert!(node_pids_on_port(p).is_empty());
+    }
+}
+
+#[test]
+fn overload_gets_queue_full_and_the_node_stays_up() {
+    let _serial = node::serial();
+    let env = vec![
+        ("TTS_QUEUE_SIZE", "2".to_string()),
+        ("TTS_WORKERS", "1".to_string()),
+    ];
+    let n = Node::start("overload", &env);
+    let port = n.port;
+    let text =
+        "This sentence keeps the only worker busy for a little while, so that the queue fills.";
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || post_json(port, "/api/tts", &json!({"text": text}), &[]))
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let full: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
+    assert!(ok >= 1, "some requests succeed");
+    assert!(!full.is_empty(), "some requests are refused");
+    assert_eq!(ok + full.len(), results.len(), "only 200 or 503");
+    for r in &full {
+        assert_eq!(r.json()["error"]["code"], "QUEUE_FULL");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    for r in results.iter().filter(|r| r.status == 200) {
+        assert!(Wav::parse(&r.body).is_ok());
+    }
+    let pid = n.pid().expect("pid");
+    let rss_mib = node::rss_kib(pid).unwrap_or(0) / 1024;
+    eprintln!(
+        "overload: {ok} ok, {} QUEUE_FULL, RSS {rss_mib} MiB",
+        full.len()
+    );
+    assert!(rss_mib < 2048, "RSS stays bounded: {rss_mib} MiB");
+    assert_eq!(http(port, "GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(http(port, "GET", "/readyz", &[], b"").status, 200);
+}
+
+#[test]
+fn sigterm_finishes_queued_requests_and_flushes_gelf() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+    let n = Node::start("sigterm", &gelf_env(&rx, "node-term"));
+    let port = n.port;
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                post_json(
+                    port,
+                    "/api/tts",
+                    &json!({"text": "Finishing what was asked before stopping."}),
+                    &[("X-Request-Id", if i == 0 { "term-0" } else { "term-1" })],
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let stop = n.stop();
+    assert!(stop.status.success());
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200, "queued request finished during shutdown");
+    }
+    let stopped = events_where(&rx, 1, |m| short_message(m) == "Node stopped");
+    assert_eq!(
+        stopped.len(),
+        1,
+        "the last event arrived: the guard flushed on exit"
+    );
+    assert_eq!(
+        events_where(&rx, 2, |m| short_message(m) == COMPLETED).len(),
+        2
+    );
+    assert!(node_pids_on_port(port).is_empty());
+}

@@ -1,0 +1,342 @@
+//! Running real tts-node processes through the project's scripts, and talking
+//! to them over HTTP, for the end-to-end tests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Node tests start real processes that each load the voice: run them one at
+/// a time so two cores are not shared by several nodes at once.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fails with a clear message when the release binary or the voice is missing.
+pub fn require_node_prerequisites() {
+    let bin = root().join("target/release/tts-node");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test.sh (it builds the release binary) or cargo build --release -p tts-node",
+        bin.display()
+    );
+    let voice = root().join("cache_hub/piper/en_US-joe-medium/en_US-joe-medium.onnx");
+    assert!(
+        voice.exists(),
+        "{} is missing: run scripts/fetch-models.sh",
+        voice.display()
+    );
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A run directory (PID and log files) private to one test.
+pub fn run_dir(name: &str) -> PathBuf {
+    let d = root().join("target/e2e-run").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create run dir");
+    d
+}
+
+/// Runs a project script with extra environment variables.
+pub fn script(name: &str, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(root().join("scripts").join(name));
+    cmd.args(args).current_dir(root());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run script");
+    eprintln!(
+        "$ scripts/{name} {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A node started with `scripts/start.sh`, stopped with `scripts/stop.sh` on drop.
+pub struct Node {
+    pub port: u16,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Node {
+    /// Starts a node on a free port; `extra` adds environment settings.
+    pub fn start(test: &str, extra: &[(&'static str, String)]) -> Self {
+        require_node_prerequisites();
+        let port = free_port();
+        let mut env = vec![
+            ("TTS_PORT", port.to_string()),
+            ("TTS_RUN_DIR", run_dir(test).display().to_string()),
+            ("TTS_STOP_TIMEOUT_S", "30".to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        let out = script("start.sh", &[], &env);
+        assert!(out.status.success(), "start.sh failed");
+        Self { port, env }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The node's PID from its PID file.
+    pub fn pid(&self) -> Option<u32> {
+        let dir = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "TTS_RUN_DIR")?
+            .1
+            .clone();
+        std::fs::read_to_string(Path::new(&dir).join(format!("tts-node-{}.pid", self.port)))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The node's log file contents.
+    pub fn log(&self) -> String {
+        let dir = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "TTS_RUN_DIR")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        std::fs::read_to_string(Path::new(&dir).join(format!("tts-node-{}.log", self.port)))
+            .unwrap_or_default()
+    }
+
+    /// Stops it with `scripts/stop.sh`.
+    pub fn stop(&self) -> Output {
+        script("stop.sh", &[&self.port.to_string()], &self.env)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// PIDs of tts-node processes whose command line names `--port PORT`.
+pub fn node_pids_on_port(port: u16) -> Vec<u32> {
+    let needle = format!("--port\0{port}\0");
+    let mut pids = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            if comm.trim() == "tts-node" && String::from_utf8_lossy(&cmdline).contains(&needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// A minimal HTTP/1.1 client over a real socket (`Connection: close`).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to node");
+    s.set_read_timeout(Some(Duration::from_secs(300))).ok();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send request");
+    // The server may answer (413) before reading a large body: ignore a failed write.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP header in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = nl + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// POSTs JSON.
+pub fn post_json(
+    port: u16,
+    path: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    http(port, "POST", path, &h, body.to_string().as_bytes())
+}
+
+/// A parsed 16-bit mono WAV.
+#[derive(Debug)]
+pub struct Wav {
+    pub sample_rate: u32,
+    pub samples: Vec<i16>,
+}
+
+impl Wav {
+    /// Parses a RIFF/WAVE file with a 16-bit PCM `fmt ` chunk.
+    pub fn parse(b: &[u8]) -> Result<Self, String> {
+        if b.len() < 44 || &b[..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+            return Err("not a RIFF/WAVE file".into());
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if u32_at(4) as usize + 8 != b.len() {
+            return Err(format!(
+                "RIFF size {} does not match file size {}",
+                u32_at(4),
+                b.len()
+            ));
+        }
+        let (mut i, mut rate, mut data) = (12, None, None);
+        while i + 8 <= b.len() {
+            let id = &b[i..i + 4];
+            let len = u32_at(i + 4) as usize;
+            let body = i + 8;
+            if id == b"fmt " {
+                if u16_at(body) != 1 || u16_at(body + 2) != 1 || u16_at(body + 14) != 16 {
+                    return Err("not 16-bit mono PCM".into());
+                }
+                rate = Some(u32_at(body + 4));
+            } else if id == b"data" {
+                data = b.get(body..body + len);
+            }
+            i = body + len + (len & 1);
+        }
+        let data = data.ok_or("no data chunk")?;
+        Ok(Self {
+            sample_rate: rate.ok_or("no fmt chunk")?,
+            samples: data
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        })
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate)
+    }
+
+    /// Root-mean-square level relative to full scale.
+    pub fn rms(&self) -> f64 {
+        let sum: f64 = self
+            .samples
+            .iter()
+            .map(|&s| (f64::from(s) / 32768.0).powi(2))
+            .sum();
+        (sum / self.samples.len().max(1) as f64).sqrt()
+    }
+}

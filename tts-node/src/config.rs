@@ -1,0 +1,230 @@
+//! The node's settings: command-line flags, each also read from an
+//! environment variable, validated at start with messages naming the setting.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+/// The node's own error attribution rules.
+pub const BUILT_IN_RULES: &str = include_str!("../attribution.toml");
+
+/// Where the voice runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// CUDA when a usable GPU is present (and the binary has CUDA), else CPU.
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// The first CUDA GPU; fails at start without one.
+    Cuda,
+}
+
+/// The text-to-speech node: web UI and HTTP API, per-request GELF events.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tts-node", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "TTS_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "TTS_PORT", default_value_t = 7860)]
+    pub port: u16,
+    /// This node's name in every log event (`node_id`).
+    #[arg(long, env = "NODE_ID", default_value = "tts-node-01")]
+    pub node_id: String,
+    /// GELF endpoint, e.g. tcp://graylog:12201. Without it the node logs to stdout only.
+    #[arg(long, env = "GELF_ENDPOINT")]
+    pub gelf: Option<String>,
+    /// Model cache directory (voices under <cache-dir>/piper/<voice>/).
+    #[arg(long, env = "TTS_CACHE_DIR", default_value = "cache_hub")]
+    pub cache_dir: PathBuf,
+    /// Default voice; every voice found in the cache is served.
+    #[arg(long, env = "TTS_VOICE", default_value = "en_US-joe-medium")]
+    pub voice: String,
+    /// Device for inference.
+    #[arg(long, env = "TTS_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Synthesis workers on CPU (on GPU: one).
+    #[arg(long, env = "TTS_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Requests that may wait for a worker; more get 503 QUEUE_FULL.
+    #[arg(long, env = "TTS_QUEUE_SIZE", default_value_t = 8)]
+    pub queue_size: usize,
+    /// Longest a request may take, queue wait included (seconds).
+    #[arg(long, env = "TTS_REQUEST_TIMEOUT_S", default_value_t = 60.0)]
+    pub request_timeout_s: f64,
+    /// Longest text accepted, in characters (more: 413 TEXT_TOO_LONG).
+    #[arg(long, env = "TTS_MAX_TEXT_CHARS", default_value_t = 5000)]
+    pub max_text_chars: usize,
+    /// Largest request body in bytes (more: 413 BODY_TOO_LARGE).
+    #[arg(long, env = "TTS_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest segment long text is cut into, in characters.
+    #[arg(long, env = "TTS_MAX_SEGMENT_CHARS", default_value_t = 300)]
+    pub max_segment_chars: usize,
+    /// Silence between segments, in milliseconds.
+    #[arg(long, env = "TTS_SEGMENT_SILENCE_MS", default_value_t = 200)]
+    pub segment_silence_ms: u32,
+    /// Error attribution rules (TOML) applied to ERROR/WARN events before they
+    /// are shipped; default: the rule file built into the node (tts-node/attribution.toml).
+    #[arg(long, env = "TTS_ATTRIBUTION_RULES")]
+    pub attribution_rules: Option<PathBuf>,
+    /// Seconds to finish queued requests on SIGTERM before failing them.
+    #[arg(long, env = "TTS_SHUTDOWN_GRACE_S", default_value_t = 20.0)]
+    pub shutdown_grace_s: f64,
+}
+
+impl Config {
+    /// Checks ranges and relations the parser cannot; the error names the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.node_id.trim().is_empty() || self.node_id.len() > 128 {
+            bail!("--node-id / NODE_ID must have 1 to 128 characters");
+        }
+        if self.port == 0 {
+            bail!("--port / TTS_PORT must be from 1 to 65535");
+        }
+        if !valid_voice_name(&self.voice) {
+            bail!(
+                "--voice / TTS_VOICE {:?} is not a voice name (letters, digits, '_', '-', '.')",
+                self.voice
+            );
+        }
+        if self.workers == 0 || self.workers > 64 {
+            bail!("--workers / TTS_WORKERS must be from 1 to 64");
+        }
+        if self.queue_size == 0 || self.queue_size > 10_000 {
+            bail!("--queue-size / TTS_QUEUE_SIZE must be from 1 to 10000");
+        }
+        if !(self.request_timeout_s > 0.0 && self.request_timeout_s <= 3600.0) {
+            bail!("--request-timeout-s / TTS_REQUEST_TIMEOUT_S must be above 0 and at most 3600");
+        }
+        if self.max_text_chars == 0 {
+            bail!("--max-text-chars / TTS_MAX_TEXT_CHARS must be at least 1");
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > 16 * 1024 * 1024 {
+            bail!("--max-body-bytes / TTS_MAX_BODY_BYTES must be from 1024 to 16777216");
+        }
+        if self.max_segment_chars < 20 {
+            bail!("--max-segment-chars / TTS_MAX_SEGMENT_CHARS must be at least 20");
+        }
+        if self.segment_silence_ms > 5000 {
+            bail!("--segment-silence-ms / TTS_SEGMENT_SILENCE_MS must be at most 5000");
+        }
+        if !(self.shutdown_grace_s >= 0.0 && self.shutdown_grace_s <= 600.0) {
+            bail!("--shutdown-grace-s / TTS_SHUTDOWN_GRACE_S must be from 0 to 600");
+        }
+        self.attribution()?;
+        if let Some(g) = &self.gelf {
+            g.parse::<gelf_tracing::Endpoint>()
+                .with_context(|| "--gelf / GELF_ENDPOINT".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The attribution rules: the configured file, or the built-in one.
+    pub fn attribution(&self) -> anyhow::Result<gelf_tracing::AttributionRules> {
+        match &self.attribution_rules {
+            Some(path) => gelf_tracing::AttributionRules::from_file(path)
+                .with_context(|| "--attribution-rules / TTS_ATTRIBUTION_RULES".to_string()),
+            None => gelf_tracing::AttributionRules::from_toml(BUILT_IN_RULES)
+                .context("the built-in attribution rules"),
+        }
+    }
+
+    /// The per-request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_s)
+    }
+
+    /// How long queued requests may still run after SIGTERM.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_s)
+    }
+}
+
+/// True for names that may be used as a voice name: short, and only
+/// characters that cannot form a path (no `/`, no `..` on its own).
+pub fn valid_voice_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["tts-node"];
+        all.extend_from_slice(args);
+        Config::parse_from(all)
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        for (args, name) in [
+            (vec!["--workers", "0"], "TTS_WORKERS"),
+            (vec!["--queue-size", "0"], "TTS_QUEUE_SIZE"),
+            (vec!["--voice", "../etc"], "TTS_VOICE"),
+            (vec!["--gelf", "udp://x:1"], "GELF_ENDPOINT"),
+            (vec!["--max-body-bytes", "10"], "TTS_MAX_BODY_BYTES"),
+            (vec!["--request-timeout-s", "0"], "TTS_REQUEST_TIMEOUT_S"),
+            (
+                vec!["--attribution-rules", "/nonexistent.toml"],
+                "TTS_ATTRIBUTION_RULES",
+            ),
+        ] {
+            let err = parse(&args).validate().unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{args:?}: {err:#}");
+        }
+        parse(&[]).validate().unwrap();
+    }
+
+    #[test]
+    fn a_broken_rule_file_fails_naming_the_line() {
+        let path = std::env::temp_dir().join(format!("tts-rules-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[[rule]]\ncode = \"X\"\ncomponent = \"api\"\ncategory = \"c\"\nseverity = \"bad\"\n",
+        )
+        .unwrap();
+        let err = parse(&["--attribution-rules", path.to_str().unwrap()])
+            .validate()
+            .unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("TTS_ATTRIBUTION_RULES") && msg.contains("line 5"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_built_in_rules_cover_every_error_code() {
+        let rules = gelf_tracing::AttributionRules::from_toml(BUILT_IN_RULES).unwrap();
+        assert!(rules.len() >= 16);
+        for code in crate::api::ERROR_CODES {
+            assert!(
+                BUILT_IN_RULES.contains(&format!("code = \"{code}\"")),
+                "{code} has no rule"
+            );
+        }
+    }
+
+    #[test]
+    fn voice_names_cannot_form_paths() {
+        for ok in ["en_US-joe-medium", "a.b"] {
+            assert!(valid_voice_name(ok));
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "x y", "é"] {
+            assert!(!valid_voice_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The synthesis queue: a bounded queue in front of a fixed set of worker
+//! threads (one per GPU, a configurable number on CPU). Requests beyond the
+//! queue are refused at once (503 `QUEUE_FULL`), not parked.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::segment::split_segments;
+use crate::voices::LoadedVoice;
+
+/// One synthesis to run.
+pub struct Job {
+    pub voice: Arc<LoadedVoice>,
+    pub text: String,
+    pub params: models::SynthesisParams,
+}
+
+/// A finished synthesis.
+#[derive(Debug)]
+pub struct Synthesized {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    pub segments: usize,
+    pub queue_wait: Duration,
+    pub compute: Duration,
+}
+
+impl Synthesized {
+    /// Seconds of audio.
+    pub fn audio_seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+    }
+}
+
+/// Why a job did not produce audio.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the synthesis queue is full ({0} waiting)")]
+    QueueFull(usize),
+    #[error("the request timed out after {0:?} waiting for a worker")]
+    Timeout(Duration),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("GPU out of memory: {0}")]
+    CudaOom(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+struct Queued {
+    job: Job,
+    enqueued: Instant,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Synthesized, EngineError>>,
+}
+
+struct Shared {
+    depth: AtomicUsize,
+    busy: AtomicUsize,
+    closing: AtomicBool,
+    abort: AtomicBool,
+}
+
+/// The queue and its workers.
+pub struct Engine {
+    tx: Sender<Queued>,
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    capacity: usize,
+}
+
+/// How segments are cut and joined.
+#[derive(Debug, Clone, Copy)]
+pub struct Segmenting {
+    pub max_chars: usize,
+    pub silence_ms: u32,
+}
+
+impl Engine {
+    /// Starts `workers` threads behind a queue of `capacity` waiting jobs.
+    pub fn start(workers: usize, capacity: usize, seg: Segmenting) -> std::io::Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded::<Queued>(capacity);
+        let shared = Arc::new(Shared {
+            depth: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+        });
+        let mut handles = Vec::new();
+        for i in 0..workers {
+            let rx = rx.clone();
+            let shared = Arc::clone(&shared);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("synth-{i}"))
+                    .spawn(move || worker(rx, shared, seg))?,
+            );
+        }
+        Ok(Self {
+            tx,
+            shared,
+            workers: Mutex::new(handles),
+            capacity,
+        })
+    }
+
+    /// Queues a job; never waits. The receiver gets the result, or an error.
+    pub fn submit(
+        &self,
+        job: Job,
+        timeout: Duration,
+    ) -> Result<oneshot::Receiver<Result<Synthesized, EngineError>>, EngineError> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let tx = &self.tx;
+        let (reply, rx) = oneshot::channel();
+        let now = Instant::now();
+        let queued = Queued {
+            job,
+            enqueued: now,
+            deadline: now + timeout,
+            reply,
+        };
+        self.shared.depth.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(queued) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => {
+                self.shared.depth.fetch_sub(1, Ordering::SeqCst);
+                Err(EngineError::QueueFull(self.capacity))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.depth.fetch_sub(1, Ordering::SeqCst);
+                Err(EngineError::ShuttingDown)
+            }
+        }
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn depth(&self) -> usize {
+        self.shared.depth.load(Ordering::SeqCst)
+    }
+
+    /// Jobs being synthesised now.
+    pub fn busy(&self) -> usize {
+        self.shared.busy.load(Ordering::SeqCst)
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Stops taking jobs; queued ones still run.
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Fails every job still queued with `ShuttingDown` (the one being
+    /// synthesised finishes).
+    pub fn abort_queued(&self) {
+        self.shared.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes the queue and waits for the workers to finish what is queued.
+    pub fn join(&self) {
+        self.close();
+        let handles = match self.workers.lock() {
+            Ok(mut w) => std::mem::take(&mut *w),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
+    loop {
+        let q = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(q) => q,
+            // Closed and drained: the worker is done.
+            Err(RecvTimeoutError::Timeout) if shared.closing.load(Ordering::SeqCst) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        shared.depth.fetch_sub(1, Ordering::SeqCst);
+        if q.reply.is_closed() {
+            // The client went away or timed out: no one wants the audio.
+            continue;
+        }
+        let now = Instant::now();
+        let result = if shared.abort.load(Ordering::SeqCst) {
+            Err(EngineError::ShuttingDown)
+        } else if now >= q.deadline {
+            Err(EngineError::Timeout(now - q.enqueued))
+        } else {
+            shared.busy.fetch_add(1, Ordering::SeqCst);
+            let queue_wait = now - q.enqueued;
+            let r = run(&q.job, seg).map(|mut s| {
+                s.queue_wait = queue_wait;
+                s
+            });
+            shared.busy.fetch_sub(1, Ordering::SeqCst);
+            r
+        };
+        let _ = q.reply.send(result);
+    }
+}
+
+/// Synthesises every segment and joins them with silence.
+fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, EngineError> {
+    let started = Instant::now();
+    let segments = split_segments(&job.text, seg.max_chars);
+    let sample_rate = job.voice.info().sample_rate;
+    let gap = (u64::from(sample_rate) * u64::from(seg.silence_ms) / 1000) as usize;
+    let mut samples = Vec::new();
+    for (i, text) in segments.iter().enumerate() {
+        // A panic inside the model must fail this request, not the worker.
+        let audio = catch_unwind(AssertUnwindSafe(|| job.voice.synthesize(text, &job.params)))
+            .map_err(|p| EngineError::Inference(panic_message(&p)))?
+            .map_err(classify)?;
+        if i > 0 {
+            samples.resize(samples.len() + gap, 0.0);
+        }
+        samples.extend_from_slice(&audio.samples);
+    }
+    Ok(Synthesized {
+        samples,
+        sample_rate,
+        segments: segments.len(),
+        queue_wait: Duration::ZERO,
+        compute: started.elapsed(),
+    })
+}
+
+/// Tells an out-of-memory failure on the GPU from other inference errors.
+fn classify(e: models::Error) -> EngineError {
+    let msg = e.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("out of memory") || lower.contains("cuda_error_out_of_memory") {
+        EngineError::CudaOom(msg)
+    } else {
+        EngineError::Inference(msg)
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("panic in the model: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("panic in the model: {s}")
+    } else {
+        "panic in the model".to_owned()
+    }
+}
