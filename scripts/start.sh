@@ -25,6 +25,8 @@ pidfile=$(pidfile_for "$port")
 logfile=$(logfile_for "$port")
 
 if [ ! -x "$node_bin" ]; then
+  # Building needs espeak-ng's library and headers (the text front end).
+  "$root/scripts/install-deps.sh" --runtime
   echo "building tts-node (release)..."
   features=()
   [ -n "${TTS_CARGO_FEATURES:-}" ] && features=(--features "$TTS_CARGO_FEATURES")

@@ -234,16 +234,14 @@ fn push_clause(sentence: &mut Sentence, phonemes: &str) {
 }
 
 /// The punctuation that ended a clause, read from the text espeak consumed.
+/// An ellipsis is a pause inside the sentence, as upstream reads it: no mark.
 fn clause_terminator(consumed: &str) -> Option<char> {
-    let last = consumed
-        .trim_end_matches(|c: char| c.is_whitespace() || c == '\0')
-        .chars()
-        .last()?;
-    match last {
-        '.' | '?' | '!' | ',' | ':' | ';' => Some(last),
-        '…' => Some('.'),
-        _ => None,
+    let text = consumed.trim_end_matches(|c: char| c.is_whitespace() || c == '\0');
+    if text.ends_with("..") || text.ends_with('…') {
+        return None;
     }
+    let last = text.chars().last()?;
+    matches!(last, '.' | '?' | '!' | ',' | ':' | ';').then_some(last)
 }
 
 #[cfg(test)]
@@ -285,7 +283,8 @@ mod tests {
         assert_eq!(clause_terminator("Hello there. "), Some('.'));
         assert_eq!(clause_terminator("well,"), Some(','));
         assert_eq!(clause_terminator("no end"), None);
-        assert_eq!(clause_terminator("wait…"), Some('.'));
+        assert_eq!(clause_terminator("wait…"), None);
+        assert_eq!(clause_terminator("a moment... "), None);
     }
 
     #[test]
