@@ -22,9 +22,39 @@ struct Conv1d {
     padding: usize,
     dilation: usize,
     groups: usize,
+    /// On CPU: the weight as `[cout, cin*k + 1]` with the bias as last column,
+    /// for the im2col path.
+    w_aug: Option<Tensor>,
 }
 
 impl Conv1d {
+    fn new(
+        w: Tensor,
+        b: Option<Tensor>,
+        padding: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        let w_aug = if groups == 1 && w.device().is_cpu() {
+            let (cout, cin, k) = w.dims3()?;
+            let bias = match &b {
+                Some(b) => b.reshape((cout, 1))?,
+                None => Tensor::zeros((cout, 1), w.dtype(), w.device())?,
+            };
+            Some(Tensor::cat(&[&w.reshape((cout, cin * k))?, &bias], 1)?.contiguous()?)
+        } else {
+            None
+        };
+        Ok(Self {
+            w,
+            b,
+            padding,
+            dilation,
+            groups,
+            w_aug,
+        })
+    }
+
     fn load(
         w: &Weights,
         name: &str,
@@ -32,35 +62,214 @@ impl Conv1d {
         dilation: usize,
         groups: usize,
     ) -> Result<Self> {
-        Ok(Self {
-            w: w.get(&format!("{name}.weight"))?,
-            b: w.maybe(&format!("{name}.bias")),
+        Self::new(
+            w.get(&format!("{name}.weight"))?,
+            w.maybe(&format!("{name}.bias")),
             padding,
             dilation,
             groups,
-        })
+        )
     }
 
     /// "Same" padding for an odd kernel read from the weight.
     fn load_same(w: &Weights, name: &str, dilation: usize, groups: usize) -> Result<Self> {
         let weight = w.get(&format!("{name}.weight"))?;
         let k = weight.dim(2)?;
-        Ok(Self {
-            padding: (k * dilation - dilation) / 2,
-            w: weight,
-            b: w.maybe(&format!("{name}.bias")),
+        let padding = (k * dilation - dilation) / 2;
+        Self::new(
+            weight,
+            w.maybe(&format!("{name}.bias")),
+            padding,
             dilation,
             groups,
-        })
+        )
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_after_leaky(x, None)
+    }
+
+    /// `conv(leaky_relu(x, slope))` (plain `conv(x)` without a slope). On CPU
+    /// the activation is applied while the input is unfolded.
+    fn forward_after_leaky(&self, x: &Tensor, slope: Option<f32>) -> Result<Tensor> {
+        if let Some(w_aug) = &self.w_aug {
+            return conv1d_cpu(x, w_aug, self.w.dim(2)?, self.padding, self.dilation, slope);
+        }
+        let x = match slope {
+            Some(s) => leaky(x, f64::from(s))?,
+            None => x.clone(),
+        };
+        if x.device().is_cpu() && self.groups == x.dim(1)? && self.w.dim(1)? == 1 {
+            return depthwise_cpu(&x, &self.w, self.b.as_ref(), self.padding, self.dilation);
+        }
         let y = x.conv1d(&self.w, self.padding, 1, self.dilation, self.groups)?;
         Ok(match &self.b {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?)?,
             None => y,
         })
     }
+}
+
+/// Stride-1 convolution of `[1, cin, L]` on the CPU as one matrix product:
+/// the input (after an optional leaky ReLU) is unfolded into `k` shifted rows
+/// per channel plus a row of ones for the bias (im2col), then multiplied by
+/// `w_aug` (`[cout, cin*k + 1]`). Much faster than the generic convolution for
+/// the decoder's long signals.
+fn conv1d_cpu(
+    x: &Tensor,
+    w_aug: &Tensor,
+    k: usize,
+    padding: usize,
+    dilation: usize,
+    slope: Option<f32>,
+) -> Result<Tensor> {
+    let (_, cin, l_in) = x.dims3()?;
+    let l_out = (l_in + 2 * padding).saturating_sub(dilation * (k - 1));
+    let mut src: Vec<f32> = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    if let Some(s) = slope {
+        for v in &mut src {
+            if *v < 0.0 {
+                *v *= s;
+            }
+        }
+    }
+    let rows = cin * k + 1;
+    // Long signals are cut along time and the pieces run on every core.
+    let threads = if l_out >= 8192 { cpu_threads() } else { 1 };
+    let piece = l_out.div_ceil(threads.max(1)).max(1);
+    let src = &src;
+    let parts: Vec<Result<Tensor>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..l_out)
+            .step_by(piece)
+            .map(|start| {
+                let len = piece.min(l_out - start);
+                scope.spawn(move || -> Result<Tensor> {
+                    let cols = unfold(src, cin, l_in, k, padding, dilation, start, len);
+                    let cols = Tensor::from_vec(cols, (rows, len), x.device())?;
+                    Ok(w_aug.matmul(&cols)?)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Config("a convolution thread panicked".into())))
+            })
+            .collect()
+    });
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    let y = if parts.len() == 1 {
+        parts
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config("empty convolution".into()))?
+    } else {
+        Tensor::cat(&parts, 1)?
+    };
+    Ok(y.unsqueeze(0)?)
+}
+
+/// Depthwise convolution (one filter per channel) on the CPU, as plain loops:
+/// candle runs grouped convolutions one group at a time.
+fn depthwise_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor> {
+    let (_, c, l_in) = x.dims3()?;
+    let k = w.dim(2)?;
+    let l_out = (l_in + 2 * padding).saturating_sub(dilation * (k - 1));
+    let xs: Vec<f32> = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    let ws: Vec<f32> = w.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    let bs: Vec<f32> = match b {
+        Some(b) => b.to_dtype(DType::F32)?.to_vec1()?,
+        None => vec![0.0; c],
+    };
+    let mut out = vec![0f32; c * l_out];
+    for ch in 0..c {
+        let src = &xs[ch * l_in..(ch + 1) * l_in];
+        let dst = &mut out[ch * l_out..(ch + 1) * l_out];
+        dst.fill(bs[ch]);
+        for j in 0..k {
+            let wj = ws[ch * k + j];
+            let shift = (j * dilation) as isize - padding as isize;
+            for (t, d) in dst.iter_mut().enumerate() {
+                let s_idx = t as isize + shift;
+                if (0..l_in as isize).contains(&s_idx) {
+                    *d += wj * src[s_idx as usize];
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (1, c, l_out), x.device())?)
+}
+
+/// Cores to use for the decoder's convolutions.
+fn cpu_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+/// im2col for output positions `start..start + len`: row `(ci, j)` holds
+/// `x[ci][t + j*dilation - padding]` (zero outside), and a last row of ones.
+#[allow(clippy::too_many_arguments)]
+fn unfold(
+    src: &[f32],
+    cin: usize,
+    l_in: usize,
+    k: usize,
+    padding: usize,
+    dilation: usize,
+    start: usize,
+    len: usize,
+) -> Vec<f32> {
+    let rows = cin * k + 1;
+    let mut cols = vec![0f32; rows * len];
+    for ci in 0..cin {
+        let channel = &src[ci * l_in..(ci + 1) * l_in];
+        for j in 0..k {
+            let row = &mut cols[(ci * k + j) * len..(ci * k + j + 1) * len];
+            // Output t reads input t + shift.
+            let shift = (start + j * dilation) as isize - padding as isize;
+            let t0 = (-shift).max(0) as usize;
+            let t1 = ((l_in as isize - shift).max(0) as usize).min(len);
+            if t0 < t1 {
+                let s0 = (t0 as isize + shift) as usize;
+                row[t0..t1].copy_from_slice(&channel[s0..s0 + (t1 - t0)]);
+            }
+        }
+    }
+    cols[(rows - 1) * len..].fill(1.0);
+    cols
+}
+
+/// Transposed convolution with kernel `2s`, stride `s` and padding `s/2`
+/// (HiFi-GAN's upsampling) as one matrix product and an overlap-add.
+fn conv_transpose_2s(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (cin, cout, k) = w.dims3()?;
+    let l = x.dim(2)?;
+    if k != 2 * stride {
+        return Ok(x.conv_transpose1d(w, padding, 0, stride, 1, 1)?);
+    }
+    let x = x.squeeze(0)?; // [cin, L]
+    let cols = w.reshape((cin, cout * k))?.t()?.matmul(&x)?; // [cout*k, L]
+    let cols = cols.reshape((cout, k, l))?;
+    // Tap j of frame i lands at i*s + j: the first s taps in block i, the rest in block i+1.
+    let first = cols
+        .narrow(1, 0, stride)?
+        .transpose(1, 2)?
+        .reshape((cout, l * stride))?;
+    let second = cols
+        .narrow(1, stride, stride)?
+        .transpose(1, 2)?
+        .reshape((cout, l * stride))?;
+    let y = (first.pad_with_zeros(1, 0, stride)? + second.pad_with_zeros(1, stride, 0)?)?;
+    let len = (l + 1) * stride - 2 * padding;
+    Ok(y.narrow(1, padding, len)?.unsqueeze(0)?)
 }
 
 /// Layer norm over the channel axis of `[b, c, t]`.
@@ -704,14 +913,14 @@ impl ResBlock {
         match self {
             Self::One { c1, c2 } => {
                 for (a, b) in c1.iter().zip(c2) {
-                    let y = a.forward(&leaky(&x, 0.1)?)?;
-                    let y = b.forward(&leaky(&y, 0.1)?)?;
+                    let y = a.forward_after_leaky(&x, Some(0.1))?;
+                    let y = b.forward_after_leaky(&y, Some(0.1))?;
                     x = (x + y)?;
                 }
             }
             Self::Two { c } => {
                 for a in c {
-                    x = (a.forward(&leaky(&x, 0.1)?)? + x)?;
+                    x = (a.forward_after_leaky(&x, Some(0.1))? + x)?;
                 }
             }
         }
@@ -782,8 +991,7 @@ impl Generator {
         }
         for (up, stage) in self.ups.iter().zip(&self.blocks) {
             x = leaky(&x, 0.1)?;
-            x = x
-                .conv_transpose1d(&up.w, up.padding, 0, up.stride, 1, 1)?
+            x = conv_transpose_2s(&x, &up.w, up.stride, up.padding)?
                 .broadcast_add(&up.b.reshape((1, (), 1))?)?;
             let mut sum: Option<Tensor> = None;
             for b in stage {
@@ -798,8 +1006,7 @@ impl Generator {
                 None => x,
             };
         }
-        x = leaky(&x, 0.01)?;
-        Ok(self.post.forward(&x)?.tanh()?)
+        Ok(self.post.forward_after_leaky(&x, Some(0.01))?.tanh()?)
     }
 }
 
