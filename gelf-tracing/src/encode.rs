@@ -33,7 +33,7 @@ pub(crate) const EMPTY_VALUE: &str = "(empty)";
 const ELLIPSIS: &str = "…";
 
 /// Names Graylog drops or reserves after stripping the leading `_`.
-const RESERVED: [&str; 6] = [
+pub(crate) const RESERVED: [&str; 6] = [
     "id",
     "source",
     "message",

@@ -21,6 +21,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::encode::RESERVED;
+
 /// Graylog refuses the whole message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Graylog would reject this message: {reason}")]
@@ -53,15 +55,6 @@ const STANDARD: [&str; 9] = [
     "facility",
     "line",
     "file",
-];
-
-const RESERVED: [&str; 6] = [
-    "id",
-    "source",
-    "message",
-    "timestamp",
-    "host",
-    "short_message",
 ];
 
 fn reject(reason: impl Into<String>) -> Rejected {

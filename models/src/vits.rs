@@ -643,29 +643,59 @@ fn derivatives(unnormalised_inner: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The spline bin a value falls in: its knots, size and end derivatives.
+struct Bin {
+    x0: f32,
+    w: f32,
+    y0: f32,
+    h: f32,
+    d0: f32,
+    d1: f32,
+}
+
+impl Bin {
+    /// Finds the bin of `v` among the width knots (forward) or the height
+    /// knots (inverse): upstream's searchsorted, the last knot nudged up.
+    fn locate(v: f32, uw: &[f32], uh: &[f32], ud: &[f32], by_height: bool) -> Self {
+        let cw = knots(uw, MIN_BIN_WIDTH);
+        let ch = knots(uh, MIN_BIN_HEIGHT);
+        let d = derivatives(ud);
+        let n = uw.len();
+        let edges = if by_height { &ch } else { &cw };
+        let mut k = 0;
+        for (i, &c) in edges.iter().enumerate() {
+            let c = if i == n { c + 1e-6 } else { c };
+            if v >= c {
+                k = i;
+            }
+        }
+        let k = k.min(n - 1);
+        Self {
+            x0: cw[k],
+            w: cw[k + 1] - cw[k],
+            y0: ch[k],
+            h: ch[k + 1] - ch[k],
+            d0: d[k],
+            d1: d[k + 1],
+        }
+    }
+}
+
 /// Inverse of the monotonic rational-quadratic spline with linear tails
 /// (identity outside [-B, B]).
 fn spline_inverse(y: f32, uw: &[f32], uh: &[f32], ud: &[f32]) -> f32 {
     if !(-TAIL_BOUND..=TAIL_BOUND).contains(&y) {
         return y;
     }
-    let cw = knots(uw, MIN_BIN_WIDTH);
-    let ch = knots(uh, MIN_BIN_HEIGHT);
-    let d = derivatives(ud);
-    let n = uw.len();
-    // searchsorted on the heights, the last knot nudged up as upstream does.
-    let mut k = 0;
-    for (i, &c) in ch.iter().enumerate() {
-        let c = if i == n { c + 1e-6 } else { c };
-        if y >= c {
-            k = i;
-        }
-    }
-    let k = k.min(n - 1);
-    let (x0, w) = (cw[k], cw[k + 1] - cw[k]);
-    let (y0, h) = (ch[k], ch[k + 1] - ch[k]);
+    let Bin {
+        x0,
+        w,
+        y0,
+        h,
+        d0,
+        d1,
+    } = Bin::locate(y, uw, uh, ud, true);
     let delta = h / w;
-    let (d0, d1) = (d[k], d[k + 1]);
     let dy = y - y0;
     let a = dy * (d0 + d1 - 2.0 * delta) + h * (delta - d0);
     let b = h * d0 - dy * (d0 + d1 - 2.0 * delta);
@@ -681,22 +711,15 @@ fn spline_forward(x: f32, uw: &[f32], uh: &[f32], ud: &[f32]) -> f32 {
     if !(-TAIL_BOUND..=TAIL_BOUND).contains(&x) {
         return x;
     }
-    let cw = knots(uw, MIN_BIN_WIDTH);
-    let ch = knots(uh, MIN_BIN_HEIGHT);
-    let d = derivatives(ud);
-    let n = uw.len();
-    let mut k = 0;
-    for (i, &c) in cw.iter().enumerate() {
-        let c = if i == n { c + 1e-6 } else { c };
-        if x >= c {
-            k = i;
-        }
-    }
-    let k = k.min(n - 1);
-    let (x0, w) = (cw[k], cw[k + 1] - cw[k]);
-    let (y0, h) = (ch[k], ch[k + 1] - ch[k]);
+    let Bin {
+        x0,
+        w,
+        y0,
+        h,
+        d0,
+        d1,
+    } = Bin::locate(x, uw, uh, ud, false);
     let delta = h / w;
-    let (d0, d1) = (d[k], d[k + 1]);
     let th = (x - x0) / w;
     let t1 = th * (1.0 - th);
     y0 + h * (delta * th * th + d0 * t1) / (delta + (d0 + d1 - 2.0 * delta) * t1)
