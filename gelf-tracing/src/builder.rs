@@ -9,15 +9,21 @@ use crate::encode::{EncodeConfig, OwnedField, OwnedValue, EMPTY_VALUE};
 use crate::guard::{GelfGuard, GelfHandle};
 use crate::layer::{GelfLayer, LayerConfig};
 use crate::redact::{Redactor, DEFAULT_SECRET_NAMES, REDACTED};
-use crate::transport::TcpTransport;
-use crate::worker::{ErrorCallback, ErrorReporter, Shared, Worker, WorkerConfig};
-use crate::{AttributionRules, BuildError, Endpoint, TransportError};
+use crate::spool::{Spool, SpoolFullPolicy};
+use crate::tls::{client_config, TlsSettings};
+use crate::transport::{udp_max_message, Compression, TransportConfig};
+use crate::worker::{ErrorCallback, ErrorReporter, Shared, SpoolState, Worker, WorkerConfig};
+use crate::{AttributionRules, BuildError, Endpoint, Scheme, TransportError};
 
 /// Distinguishes layers in the per-thread callsite caches.
 static NEXT_LAYER_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Graylog's TCP input closes the connection on a frame of 2 MiB or more.
 pub const GRAYLOG_MAX_FRAME: usize = 2 * 1024 * 1024;
+
+/// Graylog's HTTP input refuses bodies over 64 KiB unless its
+/// `max_chunk_size` is raised.
+pub const GRAYLOG_HTTP_MAX_BODY: usize = 64 * 1024;
 
 /// What to do with an event when the queue is full.
 ///
@@ -84,9 +90,12 @@ field_value_from! {
 ///
 /// Defaults: host = the machine's hostname; levels ERROR 3, WARN 4, INFO 6,
 /// DEBUG 7, TRACE 7; queue 65 536 events or 64 MiB; [`OverflowPolicy::DropNewest`];
-/// messages capped at 1 MiB; `short_message` cut at 250 characters; default
-/// secret names redacted; reconnect backoff 100 ms → 30 s with jitter; connect
-/// timeout 5 s; write timeout 10 s; flush on drop within 5 s.
+/// messages capped at 1 MiB (less where the transport needs: see
+/// [`max_message_bytes`](Self::max_message_bytes)); `short_message` cut at
+/// 250 characters; default secret names redacted; reconnect backoff 100 ms →
+/// 30 s with jitter; connect timeout 5 s; write timeout 10 s; flush on drop
+/// within 5 s; UDP chunks of 1420 bytes, gzip; HTTP bodies uncompressed, at
+/// most 64 KiB; return to the first endpoint of a list tried every 30 s; no spool.
 ///
 /// ```
 /// use std::time::Duration;
@@ -107,7 +116,7 @@ field_value_from! {
 /// # Ok::<(), gelf_tracing::BuildError>(())
 /// ```
 pub struct GelfLayerBuilder {
-    endpoint: Option<Endpoint>,
+    endpoint: Option<Vec<Endpoint>>,
     host: Option<String>,
     statics: Vec<(String, FieldValue)>,
     levels: [u8; 5],
@@ -126,6 +135,16 @@ pub struct GelfLayerBuilder {
     on_error: Option<ErrorCallback>,
     stderr_interval: Duration,
     attribution: Option<Arc<AttributionRules>>,
+    udp_chunk_size: usize,
+    udp_compression: Compression,
+    http_compression: Compression,
+    http_max_body: usize,
+    tls: TlsSettings,
+    failback_after: Duration,
+    spool_dir: Option<std::path::PathBuf>,
+    spool_max_bytes: u64,
+    spool_after: Duration,
+    spool_policy: SpoolFullPolicy,
 }
 
 impl std::fmt::Debug for GelfLayerBuilder {
@@ -140,6 +159,7 @@ impl std::fmt::Debug for GelfLayerBuilder {
             .field("overflow", &self.overflow)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("on_error", &self.on_error.is_some())
+            .field("spool_dir", &self.spool_dir)
             .finish_non_exhaustive()
     }
 }
@@ -166,16 +186,130 @@ impl Default for GelfLayerBuilder {
             on_error: None,
             stderr_interval: Duration::from_secs(10),
             attribution: None,
+            udp_chunk_size: 1420,
+            udp_compression: Compression::Gzip,
+            http_compression: Compression::None,
+            http_max_body: GRAYLOG_HTTP_MAX_BODY,
+            tls: TlsSettings::default(),
+            failback_after: Duration::from_secs(30),
+            spool_dir: None,
+            spool_max_bytes: 1024 * 1024 * 1024,
+            spool_after: Duration::from_secs(5),
+            spool_policy: SpoolFullPolicy::DropNewest,
         }
     }
 }
 
 impl GelfLayerBuilder {
-    /// Where to send, e.g. `tcp://graylog:12201`. Without it, `build()` reads
-    /// the `GELF_ENDPOINT` environment variable.
+    /// Where to send: `tcp://host:port`, `tls://host:port`, `udp://host:port`,
+    /// `http://host:port/gelf` or `https://host:port/gelf`, or a
+    /// comma-separated list of these for failover (the first is preferred;
+    /// the others are used in order while it is down). Without it, `build()`
+    /// reads the `GELF_ENDPOINT` environment variable, in the same syntax.
+    ///
+    /// ```
+    /// let b = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("tls://graylog-a:12201,tls://graylog-b:12201")?;
+    /// # drop(b);
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
     pub fn endpoint(mut self, endpoint: &str) -> Result<Self, BuildError> {
-        self.endpoint = Some(endpoint.parse()?);
+        self.endpoint = Some(Endpoint::parse_list(endpoint)?);
         Ok(self)
+    }
+
+    /// UDP datagram size, header included (default 1420, safe across the
+    /// internet; 8192 suits a LAN). From 512 to 65 000. Messages are capped
+    /// so that they fit in Graylog's 128 chunks.
+    pub fn udp_chunk_size(mut self, bytes: usize) -> Self {
+        self.udp_chunk_size = bytes;
+        self
+    }
+
+    /// Compression of UDP datagrams (default gzip), applied before chunking.
+    pub fn udp_compression(mut self, compression: Compression) -> Self {
+        self.udp_compression = compression;
+        self
+    }
+
+    /// Compression of HTTP bodies (default none; gzip sends
+    /// `Content-Encoding: gzip`, zlib `deflate`).
+    pub fn http_compression(mut self, compression: Compression) -> Self {
+        self.http_compression = compression;
+        self
+    }
+
+    /// Largest HTTP body, before compression (default 64 KiB, Graylog's
+    /// default `max_chunk_size`); messages to HTTP endpoints are capped to it.
+    pub fn http_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.http_max_body = bytes;
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file for `tls://` and
+    /// `https://` endpoints, instead of the system's roots.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Present this client certificate chain and private key (PEM files)
+    /// for mutual TLS.
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// While a later endpoint of the list is in use, how often the earlier
+    /// ones are tried again (default 30 s).
+    pub fn failback_after(mut self, interval: Duration) -> Self {
+        self.failback_after = interval;
+        self
+    }
+
+    /// Keep messages in segment files under this directory when the queue
+    /// is full or the endpoints have been down for
+    /// [`spool_after`](Self::spool_after); they are replayed in order when an
+    /// endpoint is back, and by the next process using the same directory.
+    /// At shutdown, what could not be sent is spooled instead of dropped.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join("gelf-spool-doc");
+    /// let (_layer, guard) = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("http://127.0.0.1:12202/gelf")?
+    ///     .spool_dir(&dir)
+    ///     .spool_max_bytes(256 * 1024 * 1024)
+    ///     .build()?;
+    /// assert_eq!(guard.stats().spool_bytes, 0);
+    /// # drop(guard); let _ = std::fs::remove_dir_all(dir);
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Most bytes the spool's files may hold (default 1 GiB).
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = bytes;
+        self
+    }
+
+    /// How long the endpoints must be down before queued messages go to the
+    /// spool (default 5 s).
+    pub fn spool_after(mut self, after: Duration) -> Self {
+        self.spool_after = after;
+        self
+    }
+
+    /// What the spool drops when full (default: the newest).
+    pub fn spool_full_policy(mut self, policy: SpoolFullPolicy) -> Self {
+        self.spool_policy = policy;
+        self
     }
 
     /// The GELF `host` field (default: this machine's hostname). Must not be blank.
@@ -325,10 +459,10 @@ impl GelfLayerBuilder {
     /// and its guard.
     pub fn build(self) -> Result<(GelfLayer, GelfGuard), BuildError> {
         let setting = |name: &'static str, reason: String| BuildError::Setting { name, reason };
-        let endpoint = match self.endpoint {
+        let endpoints = match self.endpoint {
             Some(e) => e,
             None => match std::env::var("GELF_ENDPOINT") {
-                Ok(s) if !s.trim().is_empty() => s.parse()?,
+                Ok(s) if !s.trim().is_empty() => Endpoint::parse_list(&s)?,
                 _ => return Err(BuildError::NoEndpoint),
             },
         };
@@ -391,6 +525,60 @@ impl GelfLayerBuilder {
                 return Err(setting(name, "must be positive".into()));
             }
         }
+        if !(512..=65_000).contains(&self.udp_chunk_size) {
+            return Err(setting(
+                "udp_chunk_size",
+                format!("{} must be from 512 to 65000", self.udp_chunk_size),
+            ));
+        }
+        if self.http_max_body < 1024 {
+            return Err(setting(
+                "http_max_body_bytes",
+                format!("{} must be at least 1024", self.http_max_body),
+            ));
+        }
+        if self.failback_after.is_zero() {
+            return Err(setting("failback_after", "must be positive".into()));
+        }
+        // The cap every endpoint of the list can take.
+        let mut max_message_bytes = self.max_message_bytes;
+        for e in &endpoints {
+            let cap = match e.scheme() {
+                Scheme::Tcp | Scheme::Tls => self.max_message_bytes,
+                Scheme::Udp => udp_max_message(self.udp_chunk_size),
+                Scheme::Http | Scheme::Https => self.http_max_body,
+            };
+            max_message_bytes = max_message_bytes.min(cap);
+        }
+        let tls = if endpoints.iter().any(|e| e.scheme().is_tls()) {
+            Some(client_config(&self.tls)?)
+        } else {
+            None
+        };
+        let spool = match &self.spool_dir {
+            None => None,
+            Some(dir) => {
+                if self.spool_max_bytes < 1024 * 1024 {
+                    return Err(setting(
+                        "spool_max_bytes",
+                        format!("{} must be at least 1 MiB", self.spool_max_bytes),
+                    ));
+                }
+                let (spool, recovered) = Spool::open(dir, self.spool_max_bytes, self.spool_policy)
+                    .map_err(|source| BuildError::Spool {
+                        dir: dir.display().to_string(),
+                        source,
+                    })?;
+                Some((
+                    SpoolState {
+                        dir: dir.display().to_string(),
+                        spool: std::sync::Mutex::new(spool),
+                        after: self.spool_after,
+                    },
+                    recovered,
+                ))
+            }
+        };
         let redactor = Redactor::new(&self.secret_names, &self.value_patterns)?;
         let statics = self
             .statics
@@ -400,21 +588,46 @@ impl GelfLayerBuilder {
         let encode = EncodeConfig {
             host,
             short_message_max_chars: self.short_message_max_chars,
-            max_message_bytes: self.max_message_bytes,
+            max_message_bytes,
         };
 
-        let shared = Arc::new(Shared::new(ErrorReporter::new(
-            self.on_error,
-            self.stderr_interval,
-        )));
+        let (spool, recovered) = match spool {
+            Some((s, r)) => (Some(s), Some(r)),
+            None => (None, None),
+        };
+        let shared = Arc::new(Shared::new(
+            ErrorReporter::new(self.on_error, self.stderr_interval),
+            &endpoints,
+            spool,
+        ));
+        if let (Some(r), Some(state)) = (recovered, shared.spool.as_ref()) {
+            let c = &shared.counters;
+            c.recovered
+                .store(r.records, std::sync::atomic::Ordering::Relaxed);
+            c.dropped_spool_corrupt
+                .store(r.corrupt_tail, std::sync::atomic::Ordering::Relaxed);
+            c.recovered
+                .fetch_add(r.corrupt_tail, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(s) = state.spool.lock() {
+                c.spooled
+                    .store(s.records, std::sync::atomic::Ordering::Relaxed);
+                c.spool_bytes
+                    .store(s.bytes, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let worker = Worker::new(
             WorkerConfig {
-                transport: TcpTransport {
-                    endpoint,
+                endpoints,
+                transport: TransportConfig {
                     connect_timeout: self.connect_timeout,
                     write_timeout: self.write_timeout,
+                    tls,
+                    udp_chunk_size: self.udp_chunk_size,
+                    udp_compression: self.udp_compression,
+                    http_compression: self.http_compression,
                 },
+                failback_after: self.failback_after,
                 batch_max_bytes: self.batch_max_bytes.max(1),
                 backoff_min: bmin,
                 backoff_max: bmax,

@@ -715,10 +715,11 @@ fn shrink_to_fit(
         if len <= cfg.max_message_bytes {
             return;
         }
-        // Escaping can make text longer on the wire than in memory: cut a
-        // little more than the excess so this converges in a few rounds.
+        // Every byte of text takes at least one byte on the wire (escaping
+        // only adds), so cutting the excess plus room for the ellipsis fits
+        // in one round; further rounds only handle fields that were too short.
         let excess = len - cfg.max_message_bytes;
-        let target_cut = excess + excess / 4 + 16;
+        let target_cut = excess + 16;
         let longest = longest_text(scratch).filter(|(_, r)| r.len() > MIN_CUTTABLE);
         if let Some(full) = doc.full.clone() {
             doc.full = (full.len() > target_cut + MIN_CUTTABLE)

@@ -36,6 +36,23 @@ pub enum BuildError {
     /// A redaction rule could not be compiled.
     #[error("invalid redaction rule: {0}")]
     Redaction(String),
+    /// A TLS setting could not be used (unreadable or invalid PEM, no trusted roots).
+    #[error("invalid TLS setting {name}: {reason}")]
+    Tls {
+        /// The builder method.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The spool directory could not be opened.
+    #[error("cannot open the GELF spool (spool_dir) {dir}: {source}")]
+    Spool {
+        /// The directory.
+        dir: String,
+        /// The file system's error.
+        #[source]
+        source: io::Error,
+    },
     /// The background worker thread could not be started.
     #[error("could not start the GELF worker thread: {0}")]
     Spawn(#[source] io::Error),
@@ -72,6 +89,46 @@ pub enum TransportError {
         /// The endpoint as configured.
         endpoint: String,
         /// The last connection error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake failed (certificate not trusted, name mismatch,
+    /// protocol error); the reason names the certificate problem.
+    #[error("TLS handshake with GELF endpoint {endpoint} failed: {source}")]
+    Tls {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The TLS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An HTTP endpoint answered 5xx, 408 or 429: the message is kept and
+    /// retried after a backoff.
+    #[error("GELF endpoint {endpoint} answered HTTP {status}; retrying")]
+    HttpStatus {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// An HTTP endpoint refused messages for good (4xx other than 408/429);
+    /// they are counted in `Stats::dropped_rejected`.
+    #[error("GELF endpoint {endpoint} refused {count} message(s) with HTTP {status}")]
+    Rejected {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The last refusing HTTP status.
+        status: u16,
+        /// Messages refused in the batch.
+        count: usize,
+    },
+    /// Reading or writing the spool directory failed; messages that could not
+    /// be spooled are counted as dropped.
+    #[error("GELF spool {dir}: {source}")]
+    Spool {
+        /// The spool directory.
+        dir: String,
+        /// The file system's error.
         #[source]
         source: io::Error,
     },

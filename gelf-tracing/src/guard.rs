@@ -167,3 +167,20 @@ impl Drop for GelfGuard {
         // on its own and counts what it still holds as dropped.
     }
 }
+
+impl std::fmt::Debug for GelfHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GelfHandle")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for GelfGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GelfGuard")
+            .field("handle", &self.handle)
+            .field("flush_timeout", &self.flush_timeout)
+            .finish_non_exhaustive()
+    }
+}

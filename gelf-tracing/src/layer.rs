@@ -216,6 +216,12 @@ impl GelfLayer {
             };
             match result {
                 Ok(()) => return,
+                Err(TrySendError::Full(f)) if self.shared.spool.is_some() => {
+                    // With a spool, a full queue costs this thread one
+                    // buffered file append instead of the event.
+                    self.shared.spool_frames(std::iter::once(f.as_slice()));
+                    return;
+                }
                 Err(TrySendError::Full(f)) if self.inner.overflow == OverflowPolicy::DropOldest => {
                     match self.evict.try_recv() {
                         Ok(old) => {
@@ -301,7 +307,10 @@ where
             c.dropped_shutdown.fetch_add(1, Relaxed);
             return;
         }
-        if self.inner.overflow == OverflowPolicy::DropNewest && self.tx.is_full() {
+        if self.inner.overflow == OverflowPolicy::DropNewest
+            && self.shared.spool.is_none()
+            && self.tx.is_full()
+        {
             // Overloaded: do not spend the caller's time encoding an event that
             // cannot be queued.
             c.dropped_queue_full.fetch_add(1, Relaxed);
@@ -309,5 +318,15 @@ where
         }
         let frame = with_scratch(|scratch| self.encode(scratch, event, &ctx));
         self.enqueue(frame);
+    }
+}
+
+impl std::fmt::Debug for GelfLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GelfLayer")
+            .field("host", &self.inner.encode.host)
+            .field("queue_max_bytes", &self.inner.queue_max_bytes)
+            .field("overflow", &self.inner.overflow)
+            .finish_non_exhaustive()
     }
 }

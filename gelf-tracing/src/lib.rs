@@ -88,16 +88,22 @@ pub mod graylog;
 mod guard;
 mod layer;
 pub mod redact;
+mod spool;
 mod stats;
+mod tls;
 mod transport;
 mod worker;
 
 pub use attribution::{AttributionError, AttributionRules, Severity};
-pub use builder::{FieldValue, GelfLayerBuilder, OverflowPolicy, GRAYLOG_MAX_FRAME};
+pub use builder::{
+    FieldValue, GelfLayerBuilder, OverflowPolicy, GRAYLOG_HTTP_MAX_BODY, GRAYLOG_MAX_FRAME,
+};
 pub use encode::sanitize_field_name;
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Scheme};
 pub use error::{BuildError, FlushError, TransportError};
 pub use guard::{GelfGuard, GelfHandle};
 pub use layer::GelfLayer;
 pub use redact::DEFAULT_SECRET_NAMES;
-pub use stats::Stats;
+pub use spool::SpoolFullPolicy;
+pub use stats::{EndpointStats, Stats};
+pub use transport::{Compression, UDP_CHUNK_HEADER, UDP_MAX_CHUNKS};

@@ -7,6 +7,7 @@
 //! keep, reject, or drop silently.
 
 pub mod node;
+pub mod receivers;
 
 use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -33,57 +34,35 @@ pub struct Received {
     pub protocol_errors: Vec<String>,
     /// Connections accepted.
     pub connections: usize,
+    /// UDP and HTTP: messages that arrived in more than one chunk.
+    pub chunked: usize,
+    /// UDP: most chunks seen for one message.
+    pub max_chunks: usize,
+    /// UDP and HTTP: payloads seen per encoding (`gzip`, `zlib`, `plain`).
+    pub encodings: std::collections::BTreeMap<&'static str, usize>,
+    /// HTTP: requests answered with an error status on purpose.
+    pub refused: usize,
 }
 
-struct State {
+pub(crate) struct State {
     received: Mutex<Received>,
     changed: Condvar,
     stop: AtomicBool,
     streams: Mutex<Vec<TcpStream>>,
 }
 
-/// A Graylog-like GELF TCP receiver. Stops (closing every connection) on drop.
-pub struct GelfReceiver {
-    addr: SocketAddr,
-    state: Arc<State>,
-    accept: Option<thread::JoinHandle<()>>,
-}
+/// What a receiver has seen, with ways to wait for it. Every receiver
+/// dereferences to one.
+pub struct Inbox(pub(crate) Arc<State>);
 
-impl GelfReceiver {
-    /// Starts on a free loopback port.
-    pub fn start() -> Self {
-        Self::start_on(0).expect("bind a loopback port")
-    }
-
-    /// Starts on a given loopback port (0 picks one). Used to bring a receiver
-    /// back on the port a killed one had.
-    pub fn start_on(port: u16) -> std::io::Result<Self> {
-        let listener = bind_reusable(port)?;
-        let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
-        let state = Arc::new(State {
+impl Inbox {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(State {
             received: Mutex::new(Received::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             streams: Mutex::new(Vec::new()),
-        });
-        let st = Arc::clone(&state);
-        let accept = thread::spawn(move || accept_loop(listener, st));
-        Ok(Self {
-            addr,
-            state,
-            accept: Some(accept),
-        })
-    }
-
-    /// The `tcp://127.0.0.1:PORT` endpoint string.
-    pub fn endpoint(&self) -> String {
-        format!("tcp://{}", self.addr)
-    }
-
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
+        }))
     }
 
     /// Number of accepted messages so far.
@@ -105,7 +84,7 @@ impl GelfReceiver {
                 return g.accepted.len();
             }
             g = self
-                .state
+                .0
                 .changed
                 .wait_timeout(g, deadline - now)
                 .map(|(g, _)| g)
@@ -133,15 +112,52 @@ impl GelfReceiver {
 
     /// Everything seen so far.
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Received> {
-        self.state
-            .received
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.0.received.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes what was seen, leaving the receiver running and empty.
     pub fn take(&self) -> Received {
         std::mem::take(&mut *self.lock())
+    }
+}
+
+/// A Graylog-like GELF TCP receiver. Stops (closing every connection) on drop.
+pub struct GelfReceiver {
+    addr: SocketAddr,
+    state: Inbox,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl GelfReceiver {
+    /// Starts on a free loopback port.
+    pub fn start() -> Self {
+        Self::start_on(0).expect("bind a loopback port")
+    }
+
+    /// Starts on a given loopback port (0 picks one). Used to bring a receiver
+    /// back on the port a killed one had.
+    pub fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = bind_reusable(port)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let state = Inbox::new();
+        let st = Arc::clone(&state.0);
+        let accept = thread::spawn(move || accept_loop(listener, st));
+        Ok(Self {
+            addr,
+            state,
+            accept: Some(accept),
+        })
+    }
+
+    /// The `tcp://127.0.0.1:PORT` endpoint string.
+    pub fn endpoint(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Stops listening and closes every connection at once, as a crash would.
@@ -151,12 +167,13 @@ impl GelfReceiver {
     }
 
     fn stop_now(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
+        self.state.0.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
         for s in self
             .state
+            .0
             .streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -167,13 +184,20 @@ impl GelfReceiver {
     }
 }
 
+impl std::ops::Deref for GelfReceiver {
+    type Target = Inbox;
+    fn deref(&self) -> &Inbox {
+        &self.state
+    }
+}
+
 impl Drop for GelfReceiver {
     fn drop(&mut self) {
         self.stop_now();
     }
 }
 
-fn bind_reusable(port: u16) -> std::io::Result<TcpListener> {
+pub(crate) fn bind_reusable(port: u16) -> std::io::Result<TcpListener> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -183,6 +207,15 @@ fn bind_reusable(port: u16) -> std::io::Result<TcpListener> {
 }
 
 fn accept_loop(listener: TcpListener, st: Arc<State>) {
+    accept_with(listener, st, read_loop);
+}
+
+/// Accepts connections until stopped, handing each to `handle` on its own
+/// thread (sockets with a 20 ms read timeout, kept for `kill`).
+pub(crate) fn accept_with<F>(listener: TcpListener, st: Arc<State>, handle: F)
+where
+    F: Fn(TcpStream, Arc<State>) + Send + Sync + Clone + 'static,
+{
     while !st.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -199,7 +232,8 @@ fn accept_loop(listener: TcpListener, st: Arc<State>) {
                     .unwrap_or_else(|p| p.into_inner())
                     .connections += 1;
                 let st2 = Arc::clone(&st);
-                thread::spawn(move || read_loop(stream, st2));
+                let h = handle.clone();
+                thread::spawn(move || h(stream, st2));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(2)),
             Err(_) => thread::sleep(Duration::from_millis(2)),
@@ -207,7 +241,7 @@ fn accept_loop(listener: TcpListener, st: Arc<State>) {
     }
 }
 
-fn read_loop(mut stream: TcpStream, st: Arc<State>) {
+pub(crate) fn read_loop(mut stream: impl Read, st: Arc<State>) {
     let mut buf = vec![0u8; 256 * 1024];
     let mut frame: Vec<u8> = Vec::new();
     while !st.stop.load(Ordering::SeqCst) {
@@ -228,37 +262,41 @@ fn read_loop(mut stream: TcpStream, st: Arc<State>) {
             frame.extend_from_slice(body);
             if frame.len() >= MAX_FRAME {
                 protocol_error(&st, format!("frame over {MAX_FRAME} bytes"));
-                let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
             if complete {
                 if frame.len() < 2 {
                     protocol_error(&st, format!("frame of {} bytes", frame.len()));
-                    let _ = stream.shutdown(Shutdown::Both);
                     return;
                 }
                 batch.push(graylog::check(&frame));
                 frame.clear();
             }
         }
-        if !batch.is_empty() {
-            let mut r = st.received.lock().unwrap_or_else(|p| p.into_inner());
-            for result in batch {
-                match result {
-                    Ok(a) => {
-                        r.dropped_fields.extend(a.dropped.iter().cloned());
-                        r.accepted.push(a);
-                    }
-                    Err(e) => r.rejected.push(e.reason),
-                }
-            }
-            drop(r);
-            st.changed.notify_all();
-        }
+        record(&st, batch);
     }
 }
 
-fn protocol_error(st: &State, what: String) {
+/// Records checked messages and wakes the waiters.
+pub(crate) fn record(st: &State, batch: Vec<Result<Accepted, graylog::Rejected>>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut r = st.received.lock().unwrap_or_else(|p| p.into_inner());
+    for result in batch {
+        match result {
+            Ok(a) => {
+                r.dropped_fields.extend(a.dropped.iter().cloned());
+                r.accepted.push(a);
+            }
+            Err(e) => r.rejected.push(e.reason),
+        }
+    }
+    drop(r);
+    st.changed.notify_all();
+}
+
+pub(crate) fn protocol_error(st: &State, what: String) {
     st.received
         .lock()
         .unwrap_or_else(|p| p.into_inner())

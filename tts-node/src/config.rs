@@ -35,9 +35,14 @@ pub struct Config {
     /// This node's name in every log event (`node_id`).
     #[arg(long, env = "NODE_ID", default_value = "tts-node-01")]
     pub node_id: String,
-    /// GELF endpoint, e.g. tcp://graylog:12201. Without it the node logs to stdout only.
+    /// GELF endpoint(s): tcp://, tls://, udp://, http(s)://…/gelf, or a
+    /// comma-separated failover list. Without it the node logs to stdout only.
     #[arg(long, env = "GELF_ENDPOINT")]
     pub gelf: Option<String>,
+    /// Directory where GELF events wait on disk while Graylog is down (and
+    /// across restarts). Without it, events wait in memory only.
+    #[arg(long, env = "GELF_SPOOL_DIR")]
+    pub gelf_spool_dir: Option<PathBuf>,
     /// Model cache directory (voices under <cache-dir>/piper/<voice>/).
     #[arg(long, env = "TTS_CACHE_DIR", default_value = "cache_hub")]
     pub cache_dir: PathBuf,
@@ -118,7 +123,7 @@ impl Config {
         }
         self.attribution()?;
         if let Some(g) = &self.gelf {
-            g.parse::<gelf_tracing::Endpoint>()
+            gelf_tracing::Endpoint::parse_list(g)
                 .with_context(|| "--gelf / GELF_ENDPOINT".to_string())?;
         }
         Ok(())
@@ -173,7 +178,8 @@ mod tests {
             (vec!["--workers", "0"], "TTS_WORKERS"),
             (vec!["--queue-size", "0"], "TTS_QUEUE_SIZE"),
             (vec!["--voice", "../etc"], "TTS_VOICE"),
-            (vec!["--gelf", "udp://x:1"], "GELF_ENDPOINT"),
+            (vec!["--gelf", "ftp://x:1"], "GELF_ENDPOINT"),
+            (vec!["--gelf", "tcp://a:1,"], "GELF_ENDPOINT"),
             (vec!["--max-body-bytes", "10"], "TTS_MAX_BODY_BYTES"),
             (vec!["--request-timeout-s", "0"], "TTS_REQUEST_TIMEOUT_S"),
             (

@@ -109,11 +109,28 @@ impl Metrics {
             let _ = writeln!(o, "# HELP tts_gpu_memory_used_bytes GPU memory in use (whole device).\n# TYPE tts_gpu_memory_used_bytes gauge\ntts_gpu_memory_used_bytes {}", (gpu.used_gb * 1073741824.0) as u64);
             let _ = writeln!(o, "# HELP tts_gpu_memory_total_bytes GPU memory in all.\n# TYPE tts_gpu_memory_total_bytes gauge\ntts_gpu_memory_total_bytes {}", (gpu.total_gb * 1073741824.0) as u64);
         }
-        if let Some(s) = g.gelf {
+        if let Some(s) = &g.gelf {
             let _ = writeln!(o, "# HELP tts_gelf_sent_total Log events delivered to GELF.\n# TYPE tts_gelf_sent_total counter\ntts_gelf_sent_total {}", s.sent);
-            let _ = writeln!(o, "# HELP tts_gelf_dropped_total Log events dropped (queue full or shutdown).\n# TYPE tts_gelf_dropped_total counter\ntts_gelf_dropped_total {}", s.dropped);
+            let _ = writeln!(o, "# HELP tts_gelf_dropped_total Log events dropped (queue full, shutdown, refused, spool full or damaged).\n# TYPE tts_gelf_dropped_total counter\ntts_gelf_dropped_total {}", s.dropped);
             let _ = writeln!(o, "# HELP tts_gelf_queued Log events waiting to be sent.\n# TYPE tts_gelf_queued gauge\ntts_gelf_queued {}", s.queued);
             let _ = writeln!(o, "# HELP tts_gelf_connected Whether the GELF connection is up.\n# TYPE tts_gelf_connected gauge\ntts_gelf_connected {}", u8::from(s.connected));
+            let _ = writeln!(o, "# HELP tts_gelf_spool_bytes Bytes of log events in the GELF spool.\n# TYPE tts_gelf_spool_bytes gauge\ntts_gelf_spool_bytes {}", s.spool_bytes);
+            let _ = writeln!(o, "# HELP tts_gelf_endpoint_sent_total Log events delivered, per GELF endpoint.\n# TYPE tts_gelf_endpoint_sent_total counter");
+            for e in &s.endpoints {
+                let _ = writeln!(
+                    o,
+                    "tts_gelf_endpoint_sent_total{{endpoint=\"{}\"}} {}",
+                    e.endpoint, e.sent
+                );
+            }
+            let _ = writeln!(o, "# HELP tts_gelf_endpoint_failed_total Failed connections and writes, per GELF endpoint.\n# TYPE tts_gelf_endpoint_failed_total counter");
+            for e in &s.endpoints {
+                let _ = writeln!(
+                    o,
+                    "tts_gelf_endpoint_failed_total{{endpoint=\"{}\"}} {}",
+                    e.endpoint, e.failed
+                );
+            }
         }
         o
     }

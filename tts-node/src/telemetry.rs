@@ -23,14 +23,18 @@ pub fn init(cfg: &Config) -> anyhow::Result<Telemetry> {
         .with_filter(stdout_filter);
     let (gelf_layer, guard) = match &cfg.gelf {
         Some(endpoint) => {
-            let (layer, guard) = gelf_tracing::GelfLayer::builder()
+            let mut builder = gelf_tracing::GelfLayer::builder()
                 .endpoint(endpoint)
                 .context("--gelf / GELF_ENDPOINT")?
                 .static_field("node_id", cfg.node_id.as_str())
                 .static_field("service", "tts-node")
-                .attribution(cfg.attribution()?)
+                .attribution(cfg.attribution()?);
+            if let Some(dir) = &cfg.gelf_spool_dir {
+                builder = builder.spool_dir(dir);
+            }
+            let (layer, guard) = builder
                 .build()
-                .context("starting GELF delivery")?;
+                .context("starting GELF delivery (--gelf / GELF_ENDPOINT, --gelf-spool-dir / GELF_SPOOL_DIR)")?;
             (Some(layer.with_filter(LevelFilter::INFO)), Some(guard))
         }
         None => (None, None),
