@@ -56,6 +56,19 @@
 //! Over TCP, "sent" means written whole to the socket: bytes the kernel
 //! accepted before Graylog crashed can still be lost (at-most-once for those).
 //!
+//! # Transports, failover, spool
+//!
+//! The endpoint string picks the transport: `tcp://`, `tls://` (rustls;
+//! [`tls_ca_file`](GelfLayerBuilder::tls_ca_file),
+//! [`tls_client_cert`](GelfLayerBuilder::tls_client_cert)), `udp://` (GELF
+//! chunking, [`Compression`] before chunking, at most 128 chunks) and
+//! `http://…/gelf` / `https://…/gelf` (one POST per message; delivered only on
+//! a 2xx answer, retried on 5xx/408/429: at-least-once). A comma-separated
+//! list fails over in order and returns to the first endpoint when it is
+//! back. With [`spool_dir`](GelfLayerBuilder::spool_dir), messages wait on
+//! disk in checksummed segment files while the endpoints are down or the
+//! queue is full, and are replayed in order, also by the next process.
+//!
 //! # Secrets
 //!
 //! Fields whose names contain `password`, `passwd`, `secret`, `token`,
