@@ -3,23 +3,14 @@
 //! every emitted event is sent or counted as dropped.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e2e::node::free_port;
 use e2e::{field_str, short_message, GelfReceiver};
 use gelf_tracing::{GelfLayer, GelfLayerBuilder, OverflowPolicy};
 use tracing_subscriber::prelude::*;
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn builder(port: u16) -> GelfLayerBuilder {
     GelfLayer::builder()

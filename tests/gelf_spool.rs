@@ -4,21 +4,13 @@
 //! loses only its damaged tail, counted.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use e2e::node::free_port;
 use e2e::{field_str, GelfReceiver};
 use gelf_tracing::{GelfLayer, Stats};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spool_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gelf-spool-e2e-{name}-{}", std::process::id()));

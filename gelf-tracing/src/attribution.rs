@@ -46,7 +46,7 @@ use crate::encode::{OwnedField, OwnedValue};
 /// Distinct unknown codes counted before further ones are counted together.
 const MAX_UNKNOWN_CODES: usize = 256;
 
-/// The key under which codes beyond [`MAX_UNKNOWN_CODES`] are counted.
+/// The key under which codes beyond the first 256 distinct unknown codes are counted.
 pub const OTHER_UNKNOWN: &str = "(other)";
 
 /// A rule file that could not be used; the message names the line.

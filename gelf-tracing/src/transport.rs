@@ -58,6 +58,7 @@ pub(crate) struct TransportConfig {
 /// (`rejected` of them refused for good by an HTTP server); when `error` is
 /// set, the connection is unusable and the frames from `done` on are still
 /// to be sent.
+#[derive(Default)]
 pub(crate) struct Outcome {
     pub(crate) done: usize,
     pub(crate) rejected: usize,
@@ -459,13 +460,7 @@ fn send_udp<'a>(
     buf: &mut Vec<u8>,
     frames: impl Iterator<Item = &'a [u8]>,
 ) -> Outcome {
-    let mut out = Outcome {
-        done: 0,
-        rejected: 0,
-        reject_status: 0,
-        bytes: 0,
-        error: None,
-    };
+    let mut out = Outcome::default();
     let mut datagram = Vec::with_capacity(cfg.udp_chunk_size);
     for f in frames {
         compress(cfg.udp_compression, f, buf);
@@ -531,13 +526,7 @@ fn send_http<'a>(
     body: &mut Vec<u8>,
     frames: impl Iterator<Item = &'a [u8]>,
 ) -> Outcome {
-    let mut out = Outcome {
-        done: 0,
-        rejected: 0,
-        reject_status: 0,
-        bytes: 0,
-        error: None,
-    };
+    let mut out = Outcome::default();
     for f in frames {
         let (payload, encoding) = match cfg.http_compression {
             Compression::None => (f, None),

@@ -56,9 +56,8 @@ fn run(name: &str, b: GelfLayerBuilder, inbox: &Inbox, n: u64) -> Row {
         .expect("build");
     let handle = guard.handle();
     let start = Instant::now();
-    let caller = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        emit(n)
-    });
+    let caller =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || emit(n));
     drop(guard);
     let got = inbox.wait_for(n as usize, Duration::from_secs(5)) as u64;
     let elapsed = start.elapsed();
@@ -114,11 +113,19 @@ fn main() {
 
     let pki = TestPki::generate("bench");
     let rx = TlsReceiver::start(pki.server_config(false));
-    let r = run("tls", builder(&rx.endpoint()).tls_ca_file(&pki.ca_file), &rx, n);
+    let r = run(
+        "tls",
+        builder(&rx.endpoint()).tls_ca_file(&pki.ca_file),
+        &rx,
+        n,
+    );
     report(&r, Some(&tcp), n);
     drop(rx);
 
-    for (name, c) in [("udp gzip", Compression::Gzip), ("udp none", Compression::None)] {
+    for (name, c) in [
+        ("udp gzip", Compression::Gzip),
+        ("udp none", Compression::None),
+    ] {
         let rx = UdpReceiver::start();
         let r = run(name, builder(&rx.endpoint()).udp_compression(c), &rx, n);
         report(&r, Some(&tcp), n);
@@ -126,7 +133,10 @@ fn main() {
 
     // One POST per message: a tenth of the events keeps the run short.
     let nh = n / 10;
-    for (name, c) in [("http", Compression::None), ("http gzip", Compression::Gzip)] {
+    for (name, c) in [
+        ("http", Compression::None),
+        ("http gzip", Compression::Gzip),
+    ] {
         let rx = HttpReceiver::start();
         let r = run(name, builder(&rx.endpoint()).http_compression(c), &rx, nh);
         report(&r, Some(&tcp), nh);
@@ -148,9 +158,8 @@ fn main() {
         .expect("build");
     let handle = guard.handle();
     let start = Instant::now();
-    let caller = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        emit(n)
-    });
+    let caller =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || emit(n));
     drop(guard);
     let spool_elapsed = start.elapsed();
     let s = handle.stats();
