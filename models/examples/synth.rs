@@ -3,11 +3,14 @@
 //! ```text
 //! cargo run --release -p models --example synth -- --voice cache_hub/piper/en_US-joe-medium \
 //!     --text "Hello there." --out out.wav [--noise-scale F] [--length-scale F] [--noise-w F] \
-//!     [--speaker N] [--device cpu|cuda] [--print-ids] [--ids "1 0 20 0 … 2"]
+//!     [--speaker N] [--device cpu|cuda] [--print-ids] [--ids "1 0 20 0 … 2"] [--repeat N]
 //! ```
 //!
 //! Last line: `samples=N sample_rate=R synth_ms=T rtf=X`. With `--print-ids`
-//! the phoneme ids used are printed before it, one line per sentence.
+//! the phoneme ids used are printed before it, one line per sentence. With
+//! `--repeat N` the text is synthesised N times in the same process (the first
+//! run pays for loading kernels; on CUDA, for compiling them), each run's time
+//! is printed as `run=I synth_ms=T`, and the last line reports the median.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     let mut ids = None;
     let mut device = "cpu".to_string();
     let mut print_ids = false;
+    let mut repeat = 1usize;
     let (mut noise_scale, mut length_scale, mut noise_w, mut speaker) = (None, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             "--noise-w" => noise_w = Some(val()?.parse::<f32>().context("--noise-w")?),
             "--speaker" => speaker = Some(val()?.parse::<u32>().context("--speaker")?),
             "--print-ids" => print_ids = true,
+            "--repeat" => repeat = val()?.parse::<usize>().context("--repeat")?.max(1),
             other => bail!("unknown argument {other:?} (see the example's doc comment)"),
         }
     }
@@ -70,16 +75,28 @@ fn main() -> anyhow::Result<()> {
         }
         (None, None) => bail!("--text or --ids is required"),
     };
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    for ids in &sentences {
-        if print_ids {
+    if print_ids {
+        for ids in &sentences {
             let line: Vec<String> = ids.iter().map(i64::to_string).collect();
             println!("{}", line.join(" "));
         }
-        samples.extend(voice.synthesize_ids(ids, &p)?);
     }
-    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut samples = Vec::new();
+    let mut times = Vec::with_capacity(repeat);
+    for run in 1..=repeat {
+        let started = Instant::now();
+        samples.clear();
+        for ids in &sentences {
+            samples.extend(voice.synthesize_ids(ids, &p)?);
+        }
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        if repeat > 1 {
+            println!("run={run} synth_ms={ms:.1}");
+        }
+        times.push(ms);
+    }
+    times.sort_by(f64::total_cmp);
+    let ms = times[times.len() / 2];
     let rate = voice.info().sample_rate;
     std::fs::write(&out, models::wav::wav_i16(&samples, rate))
         .with_context(|| format!("writing {}", out.display()))?;

@@ -145,22 +145,34 @@ impl Loaded {
     }
 }
 
-fn select_device(choice: DeviceChoice) -> anyhow::Result<(candle_core::Device, String)> {
+/// The device to run on, its name for logs, and — when `auto` fell back to the
+/// CPU — why CUDA was not used.
+fn select_device(
+    choice: DeviceChoice,
+) -> anyhow::Result<(candle_core::Device, String, Option<String>)> {
     match choice {
-        DeviceChoice::Cpu => Ok((candle_core::Device::Cpu, "cpu".into())),
+        DeviceChoice::Cpu => Ok((candle_core::Device::Cpu, "cpu".into(), None)),
         DeviceChoice::Cuda => candle_core::Device::new_cuda(0)
-            .map(|d| (d, "cuda:0".into()))
+            .map(|d| (d, "cuda:0".into(), None))
             .context("--device cuda / TTS_DEVICE=cuda: no usable CUDA GPU (is the binary built with scripts/build-cuda.sh and is a driver present?)"),
         DeviceChoice::Auto => Ok(match candle_core::Device::new_cuda(0) {
-            Ok(d) => (d, "cuda:0".into()),
-            Err(_) => (candle_core::Device::Cpu, "cpu".into()),
+            Ok(d) => (d, "cuda:0".into(), None),
+            Err(e) => (candle_core::Device::Cpu, "cpu".into(), Some(e.to_string())),
         }),
     }
 }
 
 fn load(cfg: &Config) -> anyhow::Result<Loaded> {
-    let (device, device_name) = select_device(cfg.device)?;
-    tracing::info!(device = %device_name, requested = ?cfg.device, "device selected");
+    let (device, device_name, cuda_unavailable) = select_device(cfg.device)?;
+    match cuda_unavailable {
+        Some(why) => tracing::info!(
+            device = %device_name,
+            requested = ?cfg.device,
+            cuda_unavailable = %why,
+            "device selected: CPU, CUDA is not usable"
+        ),
+        None => tracing::info!(device = %device_name, requested = ?cfg.device, "device selected"),
+    }
     let started = Instant::now();
     let voices = Voices::load(&cfg.cache_dir, &cfg.voice, &device)?;
     tracing::debug!(
