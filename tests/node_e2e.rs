@@ -391,7 +391,7 @@ fn every_error_case_has_its_code_and_one_error_event() {
 fn three_nodes_ship_to_one_receiver_separable_by_node_id() {
     let _serial = node::serial();
     let rx = GelfReceiver::start();
-    let base = node::free_port();
+    let base = node::free_port_run(3);
     let run = node::run_dir("cluster").display().to_string();
     let env = vec![
         ("TTS_PORT", base.to_string()),
@@ -510,4 +510,65 @@ fn sigterm_finishes_queued_requests_and_flushes_gelf() {
         2
     );
     assert!(node_pids_on_port(port).is_empty());
+}
+
+/// Runs the release binary directly (the scripts would stop a node already on
+/// the port), expecting it to fail at start.
+fn failed_start(rx: &GelfReceiver, args: &[&str]) -> std::process::Output {
+    node::require_node_prerequisites();
+    let out = std::process::Command::new(node::root().join("target/release/tts-node"))
+        .args(args)
+        .args(["--gelf", &rx.endpoint(), "--node-id", "node-start-fail"])
+        .current_dir(node::root())
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run tts-node");
+    assert!(!out.status.success(), "the node must not start");
+    out
+}
+
+#[test]
+fn start_failures_are_told_apart_by_error_code() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+
+    // The port is taken: LISTEN_FAIL, not a model failure.
+    let port = node::free_port_run(1);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let out = failed_start(&rx, &["--port", &port.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    // A voice that is not there: MODEL_LOAD_FAIL.
+    let port = node::free_port_run(1);
+    let out = failed_start(
+        &rx,
+        &[
+            "--port",
+            &port.to_string(),
+            "--voice",
+            "en_US-nobody-medium",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("en_US-nobody-medium"), "{stderr}");
+
+    let failed = events_where(&rx, 2, |m| short_message(m).starts_with("node failed"));
+    let codes: Vec<_> = failed
+        .iter()
+        .map(|m| field_str(m, "error_code").unwrap_or_default())
+        .collect();
+    assert_eq!(codes, ["LISTEN_FAIL", "MODEL_LOAD_FAIL"]);
+    for m in &failed {
+        assert_eq!(m.standard["level"], 3, "ERROR");
+        assert_eq!(field_str(m, "component"), Some("startup"));
+        assert_eq!(field_str(m, "error_category"), Some("configuration"));
+        assert_eq!(field_str(m, "severity"), Some("critical"));
+        assert_eq!(field_str(m, "node_id"), Some("node-start-fail"));
+    }
+    assert!(field_str(&failed[0], "solution").is_some_and(|s| s.contains("TTS_PORT")));
+    assert!(rx.lock().dropped_fields.is_empty());
 }

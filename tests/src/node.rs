@@ -39,6 +39,26 @@ pub fn require_node_prerequisites() {
     );
 }
 
+/// `n` consecutive loopback ports that were free a moment ago, below Linux's
+/// ephemeral range (32768 and up) so that no outgoing connection — a node's
+/// own GELF connection, say — takes one of them before a node binds it.
+pub fn free_port_run(n: u16) -> u16 {
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    let span = HIGH - LOW - n;
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for attempt in 0..span / n {
+        let base = LOW + (start + attempt * n) % span;
+        let held: Vec<TcpListener> = (0..n)
+            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports in {LOW}..{HIGH}");
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -82,7 +102,7 @@ impl Node {
     /// Starts a node on a free port; `extra` adds environment settings.
     pub fn start(test: &str, extra: &[(&'static str, String)]) -> Self {
         require_node_prerequisites();
-        let port = free_port();
+        let port = free_port_run(1);
         let mut env = vec![
             ("TTS_PORT", port.to_string()),
             ("TTS_RUN_DIR", run_dir(test).display().to_string()),

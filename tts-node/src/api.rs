@@ -109,7 +109,7 @@ pub enum ApiError {
 
 /// Every `error_code` the node emits (each has a rule in attribution.toml).
 #[cfg(test)]
-pub const ERROR_CODES: [&str; 16] = [
+pub const ERROR_CODES: [&str; 17] = [
     "TEXT_EMPTY",
     "TEXT_TOO_LONG",
     "BODY_TOO_LARGE",
@@ -126,6 +126,7 @@ pub const ERROR_CODES: [&str; 16] = [
     "CUDA_OOM",
     "MODEL_INFER_FAIL",
     "MODEL_LOAD_FAIL",
+    "LISTEN_FAIL",
 ];
 
 /// Marks an error response so the middleware can count it by code.

@@ -244,7 +244,15 @@ fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, EngineError> {
 fn classify(e: models::Error) -> EngineError {
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
-    if lower.contains("out of memory") || lower.contains("cuda_error_out_of_memory") {
+    // The driver says CUDA_ERROR_OUT_OF_MEMORY ("out of memory"); cuBLAS and
+    // cuRAND report their own allocation failures.
+    const OOM: [&str; 4] = [
+        "out of memory",
+        "cuda_error_out_of_memory",
+        "cublas_status_alloc_failed",
+        "curand_status_allocation_failed",
+    ];
+    if OOM.iter().any(|m| lower.contains(m)) {
         EngineError::CudaOom(msg)
     } else {
         EngineError::Inference(msg)
@@ -258,5 +266,37 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         format!("panic in the model: {s}")
     } else {
         "panic in the model".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candle_error(msg: &str) -> models::Error {
+        models::Error::Candle(candle_core::Error::Msg(msg.to_owned()))
+    }
+
+    #[test]
+    fn gpu_allocation_failures_are_cuda_oom_and_the_rest_inference_errors() {
+        for msg in [
+            r#"DriverError(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")"#,
+            "cublas error: CUBLAS_STATUS_ALLOC_FAILED",
+            "CURAND_STATUS_ALLOCATION_FAILED",
+        ] {
+            assert!(
+                matches!(classify(candle_error(msg)), EngineError::CudaOom(_)),
+                "{msg}"
+            );
+        }
+        for msg in [
+            "shape mismatch in matmul, lhs: [1, 2], rhs: [3, 4]",
+            r#"DriverError(CUDA_ERROR_ILLEGAL_ADDRESS, "an illegal memory access was encountered")"#,
+        ] {
+            assert!(
+                matches!(classify(candle_error(msg)), EngineError::Inference(_)),
+                "{msg}"
+            );
+        }
     }
 }

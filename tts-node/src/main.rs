@@ -24,6 +24,17 @@ use crate::voices::Voices;
 /// GPU memory under which the node warns at start.
 const LOW_GPU_MEMORY_GB: f64 = 4.0;
 
+/// The node could not listen on its address (port taken, address not
+/// local): logged with its own `error_code`, `LISTEN_FAIL`, not as a model
+/// failure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (--host/--port, TTS_HOST/TTS_PORT)")]
+struct ListenError {
+    addr: String,
+    #[source]
+    source: std::io::Error,
+}
+
 fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
     cfg.validate()?;
@@ -36,7 +47,12 @@ fn main() -> anyhow::Result<()> {
     let gelf = telemetry.gelf.as_ref().map(gelf_tracing::GelfGuard::handle);
     let result = runtime.block_on(serve(cfg, gelf));
     if let Err(e) = &result {
-        tracing::error!(error_code = "MODEL_LOAD_FAIL", component = "startup", error = %format!("{e:#}"), "node failed: {e:#}");
+        let code = if e.downcast_ref::<ListenError>().is_some() {
+            "LISTEN_FAIL"
+        } else {
+            "MODEL_LOAD_FAIL"
+        };
+        tracing::error!(error_code = code, component = "startup", error = %format!("{e:#}"), "node failed: {e:#}");
     }
     // Flushes queued GELF events (bounded by the layer's flush timeout).
     drop(telemetry);
@@ -45,12 +61,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(cfg: Config, gelf: Option<gelf_tracing::GelfHandle>) -> anyhow::Result<()> {
     let addr = (cfg.host, cfg.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "cannot listen on {}:{} (--host/--port, TTS_HOST/TTS_PORT)",
-            cfg.host, cfg.port
-        )
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError {
+            addr: format!("{}:{}", cfg.host, cfg.port),
+            source,
+        })?;
     let state = Arc::new(AppState {
         cfg: cfg.clone(),
         ready: OnceLock::new(),
