@@ -514,10 +514,11 @@ fn sigterm_finishes_queued_requests_and_flushes_gelf() {
 
 /// Runs the release binary directly (the scripts would stop a node already on
 /// the port), expecting it to fail at start.
-fn failed_start(rx: &GelfReceiver, args: &[&str]) -> std::process::Output {
+fn failed_start(rx: &GelfReceiver, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     node::require_node_prerequisites();
     let out = std::process::Command::new(node::root().join("target/release/tts-node"))
         .args(args)
+        .envs(env.iter().copied())
         .args(["--gelf", &rx.endpoint(), "--node-id", "node-start-fail"])
         .current_dir(node::root())
         .env_remove("RUST_BACKTRACE")
@@ -536,7 +537,7 @@ fn start_failures_are_told_apart_by_error_code() {
     // The port is taken: LISTEN_FAIL, not a model failure.
     let port = node::free_port_run(1);
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let out = failed_start(&rx, &["--port", &port.to_string()]);
+    let out = failed_start(&rx, &["--port", &port.to_string()], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
@@ -552,16 +553,31 @@ fn start_failures_are_told_apart_by_error_code() {
             "--voice",
             "en_US-nobody-medium",
         ],
+        &[],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("en_US-nobody-medium"), "{stderr}");
+    // espeak-ng's data missing: the start fails with a message (espeak's own
+    // initialisation would exit() the process on the first request).
+    let empty = node::run_dir("no-espeak-data");
+    std::fs::create_dir_all(empty.join("espeak-ng-data")).unwrap();
+    let out = failed_start(
+        &rx,
+        &["--port", &port.to_string()],
+        &[("ESPEAK_DATA_PATH", empty.to_str().unwrap())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("espeak-ng initialisation failed"),
+        "{stderr}"
+    );
 
-    let failed = events_where(&rx, 2, |m| short_message(m).starts_with("node failed"));
+    let failed = events_where(&rx, 3, |m| short_message(m).starts_with("node failed"));
     let codes: Vec<_> = failed
         .iter()
         .map(|m| field_str(m, "error_code").unwrap_or_default())
         .collect();
-    assert_eq!(codes, ["LISTEN_FAIL", "MODEL_LOAD_FAIL"]);
+    assert_eq!(codes, ["LISTEN_FAIL", "MODEL_LOAD_FAIL", "MODEL_LOAD_FAIL"]);
     for m in &failed {
         assert_eq!(m.standard["level"], 3, "ERROR");
         assert_eq!(field_str(m, "component"), Some("startup"));

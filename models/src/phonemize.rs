@@ -19,15 +19,16 @@ const BOS: char = '^';
 const EOS: char = '$';
 const PAD: char = '_';
 
-// espeak-ng's C API (speak_lib.h), the four calls the front end needs.
+// espeak-ng's C API (espeak_ng.h, speak_lib.h): the calls the front end needs.
+// Initialisation goes through the espeak_ng_* calls, which return a status
+// where the older espeak_Initialize calls exit() when the data is missing.
 #[link(name = "espeak-ng")]
 extern "C" {
-    fn espeak_Initialize(
-        output: c_int,
-        buflength: c_int,
-        path: *const c_char,
-        options: c_int,
-    ) -> c_int;
+    fn espeak_ng_InitializePath(path: *const c_char);
+    fn espeak_ng_Initialize(context: *mut *mut c_void) -> u32;
+    fn espeak_ng_ClearErrorContext(context: *mut *mut c_void);
+    fn espeak_ng_GetStatusCodeMessage(status: u32, buffer: *mut c_char, length: usize);
+    fn espeak_ng_InitializeOutput(mode: u32, buffer_length: c_int, device: *const c_char) -> u32;
     fn espeak_SetVoiceByName(name: *const c_char) -> c_int;
     fn espeak_TextToPhonemes(
         textptr: *mut *const c_void,
@@ -36,8 +37,10 @@ extern "C" {
     ) -> *const c_char;
 }
 
-/// `AUDIO_OUTPUT_SYNCHRONOUS`: no audio device, no background thread.
-const AUDIO_OUTPUT_SYNCHRONOUS: c_int = 2;
+/// `ENOUTPUT_MODE_SYNCHRONOUS`: no audio device, no background thread.
+const ENOUTPUT_MODE_SYNCHRONOUS: u32 = 1;
+/// `ENS_OK`.
+const ENS_OK: u32 = 0;
 /// `espeakCHARS_UTF8`.
 const CHARS_UTF8: c_int = 1;
 /// IPA phoneme names.
@@ -45,6 +48,40 @@ const PHONEMES_IPA: c_int = 0x02;
 
 /// espeak-ng keeps global state: one caller at a time, and the voice last set.
 static ESPEAK: Mutex<Option<String>> = Mutex::new(None);
+
+/// Loads espeak-ng's data (from `ESPEAK_DATA_PATH` when set, else the
+/// library's default) for synchronous use. Called once, under [`ESPEAK`].
+fn initialize_espeak() -> Result<(), Error> {
+    let failed = |what: &str, status: u32| {
+        let mut buf = [0 as c_char; 256];
+        // SAFETY: the buffer is writable for its whole length, which is passed.
+        unsafe { espeak_ng_GetStatusCodeMessage(status, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: espeak-ng writes a NUL-terminated message within the length given.
+        let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+        Error::Phonemizer(format!(
+            "espeak-ng {what} failed: {msg} (is espeak-ng-data installed, or ESPEAK_DATA_PATH right? run scripts/install-deps.sh)"
+        ))
+    };
+    let mut context: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a null path selects ESPEAK_DATA_PATH or the default; `context`
+    // is a valid out-pointer, cleared (freed) right after the call.
+    let status = unsafe {
+        espeak_ng_InitializePath(std::ptr::null());
+        let status = espeak_ng_Initialize(&mut context);
+        espeak_ng_ClearErrorContext(&mut context);
+        status
+    };
+    if status != ENS_OK {
+        return Err(failed("initialisation", status));
+    }
+    // SAFETY: synchronous mode opens no device; a null device name is allowed.
+    let status =
+        unsafe { espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, std::ptr::null()) };
+    if status != ENS_OK {
+        return Err(failed("output setup", status));
+    }
+    Ok(())
+}
 
 /// Phonemes of one sentence.
 pub type Sentence = Vec<char>;
@@ -106,15 +143,7 @@ impl Phonemizer {
             .lock()
             .map_err(|_| Error::Phonemizer("espeak-ng lock poisoned".into()))?;
         if guard.is_none() {
-            // SAFETY: espeak_Initialize is called once, under the lock, with a
-            // null data path (the library's default) and no callbacks.
-            let rate =
-                unsafe { espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, std::ptr::null(), 0) };
-            if rate <= 0 {
-                return Err(Error::Phonemizer(
-                    "espeak-ng failed to initialise (is espeak-ng-data installed? run scripts/install-deps.sh)".into(),
-                ));
-            }
+            initialize_espeak()?;
             *guard = Some(String::new());
         }
         if guard.as_deref() != Some(self.voice.as_str()) {

@@ -68,7 +68,12 @@ impl Voices {
         }
         for name in names {
             let dir = root.join(&name);
-            match models::Voice::load(&dir, device) {
+            // Loading includes one phonemisation, so that missing espeak-ng
+            // data or an espeak voice the library lacks stop the start, not
+            // the first request.
+            let loaded = models::Voice::load(&dir, device)
+                .and_then(|voice| voice.phonemizer().phonemize("Ready.").map(|_| voice));
+            match loaded {
                 Ok(voice) => {
                     map.insert(name.clone(), Arc::new(LoadedVoice { name, voice }));
                 }
