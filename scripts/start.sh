@@ -9,7 +9,8 @@
 # Settings: every tts-node environment variable (TTS_HOST, TTS_PORT, NODE_ID,
 # GELF_ENDPOINT, TTS_CACHE_DIR, TTS_VOICE, TTS_DEVICE, TTS_WORKERS, ...), plus
 # TTS_RUN_DIR (PID and log files, default run/), TTS_NODE_BIN (binary),
-# TTS_READY_TIMEOUT_S (default 180), TTS_CARGO_FEATURES (e.g. cuda).
+# TTS_READY_TIMEOUT_S (default 180), TTS_CARGO_FEATURES (e.g. hub).
+# On a GPU host: scripts/build-cuda.sh, then TTS_NODE_BIN=dist/cuda/tts-node.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
