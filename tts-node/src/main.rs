@@ -180,15 +180,12 @@ fn select_device(
 
 fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let (device, device_name, cuda_unavailable) = select_device(cfg.device)?;
-    match cuda_unavailable {
-        Some(why) => tracing::info!(
-            device = %device_name,
-            requested = ?cfg.device,
-            cuda_unavailable = %why,
-            "device selected: CPU, CUDA is not usable"
-        ),
-        None => tracing::info!(device = %device_name, requested = ?cfg.device, "device selected"),
-    }
+    tracing::info!(
+        device = %device_name,
+        requested = ?cfg.device,
+        cuda_unavailable = cuda_unavailable.as_deref(),
+        "device selected"
+    );
     let started = Instant::now();
     let voices = Voices::load(&cfg.cache_dir, &cfg.voice, &device)?;
     tracing::debug!(
