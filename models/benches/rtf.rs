@@ -17,6 +17,10 @@ use std::time::Instant;
 
 use models::{SynthesisParams, Voice};
 
+// The allocator tts-node and the synth example use (see tts-node/Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TEXTS: [&str; 8] = [
     "Hello there.",
     "The quick brown fox jumps over the lazy dog.",

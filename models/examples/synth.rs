@@ -18,6 +18,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use models::{SynthesisParams, Voice};
 
+// As in tts-node: the voice's large per-convolution buffers are reused.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut voice = None;
     let mut text = None;

@@ -21,6 +21,11 @@ use crate::engine::{Engine, Segmenting};
 use crate::telemetry::GpuMonitor;
 use crate::voices::Voices;
 
+/// See Cargo.toml: the voice's per-convolution buffers are reused rather than
+/// returned to the kernel and faulted in again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// GPU memory under which the node warns at start.
 const LOW_GPU_MEMORY_GB: f64 = 4.0;
 
