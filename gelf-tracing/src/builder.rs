@@ -129,7 +129,7 @@ pub struct GelfLayerBuilder {
     value_patterns: Vec<String>,
     backoff: (Duration, Duration),
     connect_timeout: Duration,
-    write_timeout: Duration,
+    stall_timeout: Duration,
     flush_timeout: Duration,
     batch_max_bytes: usize,
     on_error: Option<ErrorCallback>,
@@ -180,7 +180,7 @@ impl Default for GelfLayerBuilder {
             value_patterns: Vec::new(),
             backoff: (Duration::from_millis(100), Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(5),
             flush_timeout: Duration::from_secs(5),
             batch_max_bytes: 256 * 1024,
             on_error: None,
@@ -403,11 +403,32 @@ impl GelfLayerBuilder {
         self
     }
 
-    /// Longest a write may block before the connection is given up and
-    /// re-established (default 10 s).
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+    /// How long an endpoint may make no progress before it counts as down
+    /// (default 5 s): a write that cannot hand a byte to the socket, or
+    /// written data the peer does not acknowledge (a Graylog that accepts
+    /// connections but stopped reading: a full journal, a paused JVM, a
+    /// half-dead host). The layer then leaves it for the next endpoint of
+    /// the list, does not try it again before
+    /// [`failback_after`](Self::failback_after), and sends the frames it had
+    /// not acknowledged again. Also the read timeout of TLS handshakes and
+    /// HTTP answers.
+    ///
+    /// ```
+    /// let b = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("tcp://graylog-a:12201,tcp://graylog-b:12201")?
+    ///     .stall_timeout(std::time::Duration::from_secs(3));
+    /// # drop(b);
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
+    }
+
+    /// The former name of [`stall_timeout`](Self::stall_timeout).
+    #[deprecated(note = "use stall_timeout: it also covers unacknowledged writes")]
+    pub fn write_timeout(self, timeout: Duration) -> Self {
+        self.stall_timeout(timeout)
     }
 
     /// Deadline for the flush when the guard is dropped (default 5 s).
@@ -519,7 +540,7 @@ impl GelfLayerBuilder {
         }
         for (name, d) in [
             ("connect_timeout", self.connect_timeout),
-            ("write_timeout", self.write_timeout),
+            ("stall_timeout", self.stall_timeout),
         ] {
             if d.is_zero() {
                 return Err(setting(name, "must be positive".into()));
@@ -565,9 +586,13 @@ impl GelfLayerBuilder {
                     ));
                 }
                 let (spool, recovered) = Spool::open(dir, self.spool_max_bytes, self.spool_policy)
-                    .map_err(|source| BuildError::Spool {
-                        dir: dir.display().to_string(),
-                        source,
+                    .map_err(|source| {
+                        let dir = dir.display().to_string();
+                        if source.kind() == std::io::ErrorKind::WouldBlock {
+                            BuildError::SpoolLocked { dir }
+                        } else {
+                            BuildError::Spool { dir, source }
+                        }
                     })?;
                 Some((
                     SpoolState {
@@ -621,13 +646,14 @@ impl GelfLayerBuilder {
                 endpoints,
                 transport: TransportConfig {
                     connect_timeout: self.connect_timeout,
-                    write_timeout: self.write_timeout,
+                    stall_timeout: self.stall_timeout,
                     tls,
                     udp_chunk_size: self.udp_chunk_size,
                     udp_compression: self.udp_compression,
                     http_compression: self.http_compression,
                 },
                 failback_after: self.failback_after,
+                stderr_interval: self.stderr_interval,
                 batch_max_bytes: self.batch_max_bytes.max(1),
                 backoff_min: bmin,
                 backoff_max: bmax,
@@ -645,7 +671,7 @@ impl GelfLayerBuilder {
 
         let layer = GelfLayer {
             tx,
-            evict: rx,
+            evict: rx.clone(),
             shared: Arc::clone(&shared),
             inner: Arc::new(LayerConfig {
                 id: NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -663,6 +689,7 @@ impl GelfLayerBuilder {
                 shared,
                 attribution: self.attribution,
             },
+            queue: rx,
             worker: Some(thread),
             flush_timeout: self.flush_timeout,
         };

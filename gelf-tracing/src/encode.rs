@@ -25,6 +25,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::redact::Redactor;
+use crate::stats::DropCause;
 
 /// Placeholder sent for a string value that is empty or blank: Graylog drops such values.
 pub(crate) const EMPTY_VALUE: &str = "(empty)";
@@ -832,18 +833,33 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Encodes the notice the worker sends after events were dropped.
+/// The in-band notice sent after drops: how many since the last notice, by
+/// cause (`gelf_dropped_<cause>`, `gelf_drop_causes`), and in all.
 pub(crate) fn encode_drop_notice(
     cfg: &EncodeConfig,
     statics: &[OwnedField],
-    dropped_since: u64,
+    by_cause: &[(DropCause, u64)],
     dropped_total: u64,
     out: &mut Vec<u8>,
 ) {
     let mut scratch = Scratch::default();
-    let msg = format!("gelf-tracing dropped {dropped_since} events (queue full or shutting down)");
+    let dropped_since: u64 = by_cause.iter().map(|(_, n)| n).sum();
+    let causes = by_cause
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{}: {n}", c.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let msg = format!("gelf-tracing dropped {dropped_since} events ({causes})");
     scratch.message = Some(scratch.push_text(&msg));
     scratch.add_meta_u64("gelf_dropped", dropped_since);
     scratch.add_meta_u64("gelf_dropped_total", dropped_total);
+    let mut names = Vec::new();
+    for (cause, n) in by_cause.iter().filter(|(_, n)| *n > 0) {
+        names.push(cause.name());
+        scratch.add_meta_u64(cause.field_name(), *n);
+    }
+    scratch.add_meta_str("gelf_drop_causes", &names.join(","));
     scratch.add_meta_str("target", "gelf_tracing");
     for f in statics {
         scratch.add_owned_if_absent(f);

@@ -44,7 +44,14 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
-    /// The spool directory could not be opened.
+    /// Another process (or another layer in this one) uses the spool
+    /// directory: two writers would corrupt each other's segments.
+    #[error("the GELF spool (spool_dir) {dir} is in use by another process; give each process its own directory")]
+    SpoolLocked {
+        /// The spool directory.
+        dir: String,
+    },
+    /// The spool directory could not be created, read or locked.
     #[error("cannot open the GELF spool (spool_dir) {dir}: {source}")]
     Spool {
         /// The directory.
@@ -122,8 +129,10 @@ pub enum TransportError {
         /// Messages refused in the batch.
         count: usize,
     },
-    /// Reading or writing the spool directory failed; messages that could not
-    /// be spooled are counted as dropped.
+    /// Reading or writing the spool directory failed (disk full, I/O error,
+    /// read-only or missing directory). Messages the worker could not spool
+    /// stay in memory; those the application's threads could not spool are
+    /// counted in `Stats::dropped_spool_io`.
     #[error("GELF spool {dir}: {source}")]
     Spool {
         /// The spool directory.
@@ -140,6 +149,17 @@ pub enum TransportError {
         /// The socket's error.
         #[source]
         source: io::Error,
+    },
+    /// The endpoint accepts connections but stopped reading: nothing could be
+    /// written, or what was written stayed unacknowledged, for `after`. The
+    /// layer leaves it for the next endpoint of the list (returning at
+    /// `failback_after`) and sends the unacknowledged frames again there.
+    #[error("GELF endpoint {endpoint} stopped reading for {after:?}: giving it up")]
+    Stalled {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// How long it made no progress.
+        after: Duration,
     },
 }
 

@@ -103,9 +103,13 @@ impl GelfHandle {
 ///
 /// When dropped it flushes with the deadline set by
 /// [`GelfLayerBuilder::flush_timeout`](crate::GelfLayerBuilder::flush_timeout)
-/// (default 5 s), then stops the worker; events still unsent at the deadline
-/// are counted as dropped. Dropping it never takes longer than that deadline
-/// plus a short grace for the worker to stop.
+/// (default 5 s), then stops the worker. Events still unsent at the deadline
+/// are spooled (with a [spool](crate::GelfLayerBuilder::spool_dir)) or
+/// counted as dropped (`dropped_shutdown`), and stderr says how many, even
+/// when the worker is stuck in a write to a Graylog that stopped reading or
+/// in a connection attempt: then the guard counts them itself. Dropping it
+/// takes about the deadline, never much more: the last quarter of it (at
+/// most 500 ms) is kept for the worker to stop.
 ///
 /// ```
 /// let (layer, guard) = gelf_tracing::GelfLayer::builder()
@@ -119,12 +123,14 @@ impl GelfHandle {
 #[must_use = "dropping the guard stops delivery; keep it alive in main"]
 pub struct GelfGuard {
     pub(crate) handle: GelfHandle,
+    /// The queue, to count what is left in it when the worker is stuck.
+    pub(crate) queue: crossbeam_channel::Receiver<Vec<u8>>,
     pub(crate) worker: Option<JoinHandle<()>>,
     pub(crate) flush_timeout: Duration,
 }
 
-/// How long the guard waits for the worker to stop after the flush deadline.
-const STOP_GRACE: Duration = Duration::from_millis(200);
+/// The most the guard keeps of its deadline for the worker to stop.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 impl GelfGuard {
     /// A snapshot of the delivery figures.
@@ -150,11 +156,12 @@ impl GelfGuard {
 
 impl Drop for GelfGuard {
     fn drop(&mut self) {
-        let _ = self.handle.flush(self.flush_timeout);
+        let grace = STOP_GRACE.min(self.flush_timeout / 4);
+        let _ = self.handle.flush(self.flush_timeout - grace);
         let shared = &self.handle.shared;
         shared.shutdown.store(true, Relaxed);
         shared.wake_worker();
-        let until = Instant::now() + STOP_GRACE;
+        let until = Instant::now() + grace;
         while !shared.worker_done.load(Relaxed) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -162,9 +169,25 @@ impl Drop for GelfGuard {
             if let Some(h) = self.worker.take() {
                 let _ = h.join();
             }
+            return;
         }
-        // Otherwise the worker is inside a bounded connect or write; it stops
-        // on its own and counts what it still holds as dropped.
+        // The worker is stuck in a connection attempt, a name lookup or a
+        // disk write. Count what is still queued and what it holds as
+        // dropped now; it finds out when it returns and counts nothing twice.
+        let c = &shared.counters;
+        let mut queued = 0u64;
+        while let Ok(f) = self.queue.try_recv() {
+            c.queued_bytes.fetch_sub(f.len(), Relaxed);
+            queued += 1;
+        }
+        c.dropped_shutdown.fetch_add(queued, Relaxed);
+        let held = c.reap();
+        if queued + held > 0 {
+            eprintln!(
+                "gelf-tracing: the delivery thread did not stop within the flush deadline; {} undelivered events are counted as dropped (shutdown)",
+                queued + held
+            );
+        }
     }
 }
 

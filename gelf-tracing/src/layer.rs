@@ -217,9 +217,13 @@ impl GelfLayer {
             match result {
                 Ok(()) => return,
                 Err(TrySendError::Full(f)) if self.shared.spool.is_some() => {
-                    // With a spool, a full queue costs this thread one
-                    // buffered file append instead of the event.
-                    self.shared.spool_frames(std::iter::once(f.as_slice()));
+                    // With a spool, a full queue costs this thread one file
+                    // append instead of the event (nothing while the spool
+                    // pauses after a failed write).
+                    if let Some(a) = self.shared.spool_frames(&[f.as_slice()]) {
+                        c.dropped_spool_io
+                            .fetch_add(a.count(crate::spool::Fate::Failed), Relaxed);
+                    }
                     return;
                 }
                 Err(TrySendError::Full(f)) if self.inner.overflow == OverflowPolicy::DropOldest => {

@@ -10,11 +10,24 @@
 //! deleted once delivered. Nothing is fsynced: the spool survives the
 //! process dying; after a power loss a damaged tail is detected by the
 //! checksum, skipped and counted.
+//!
+//! Failures are accounted, never hidden:
+//! - a write that fails (disk full, I/O error) or is cut short leaves the
+//!   file cut back to its last whole record; the messages not stored are
+//!   reported to the caller as failed ([`Fate::Failed`]), and the spool
+//!   refuses writes for [`PAUSE_AFTER_ERROR`] rather than hitting a full disk
+//!   for every event;
+//! - `bytes` is what the segment files hold on disk;
+//! - records that cannot be replayed (damaged, or their file deleted) are
+//!   counted in [`Loss::corrupt`];
+//! - one process at a time: the directory is locked (`spool.lock`, an
+//!   advisory `flock`), and a second process fails at open.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What to drop when the spool is full.
 ///
@@ -24,6 +37,7 @@ use std::path::{Path, PathBuf};
 /// # drop(b);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SpoolFullPolicy {
     /// Refuse new messages (counted): the spool keeps the start of the outage.
     #[default]
@@ -35,11 +49,20 @@ pub enum SpoolFullPolicy {
 
 const MAGIC: &[u8; 4] = b"GSP1";
 const HEADER: u64 = 12;
+/// The lock file that keeps a second process out of the directory.
+pub(crate) const LOCK_FILE: &str = "spool.lock";
+/// After a failed write the spool refuses writes this long.
+pub(crate) const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(1);
+/// Records are written to the file in pieces of about this size.
+const WRITE_PIECE: usize = 256 * 1024;
 
 struct Segment {
     seq: u64,
-    /// File size in bytes.
-    bytes: u64,
+    /// End of the last whole record: replay reads up to here.
+    len: u64,
+    /// Bytes the file holds on disk (more than `len` only when a failed
+    /// write could not be cut back).
+    disk: u64,
     /// Records not yet delivered.
     records: u64,
 }
@@ -52,7 +75,7 @@ pub(crate) struct Spool {
     policy: SpoolFullPolicy,
     /// Oldest first. The last one is being written when `writer` is set.
     segments: VecDeque<Segment>,
-    writer: Option<BufWriter<File>>,
+    writer: Option<File>,
     /// Reading the front segment.
     reader: Option<BufReader<File>>,
     /// Offset of the first undelivered record in the front segment.
@@ -60,7 +83,14 @@ pub(crate) struct Spool {
     /// End offsets of the records handed out by the last `peek`.
     peeked: Vec<u64>,
     next_seq: u64,
-    /// Bytes in all segment files.
+    /// The locked `spool.lock` (the lock lasts as long as the handle).
+    lock: Option<File>,
+    /// Writes are refused until then, after a failure.
+    paused_until: Option<Instant>,
+    /// Records being appended, and where each ends in `buf`.
+    buf: Vec<u8>,
+    buf_ends: Vec<(usize, usize)>,
+    /// Bytes in all segment files, on disk.
     pub(crate) bytes: u64,
     /// Records not yet delivered.
     pub(crate) records: u64,
@@ -71,8 +101,34 @@ pub(crate) struct Spool {
 pub(crate) struct Loss {
     /// Records deleted because the spool was full.
     pub(crate) full: u64,
-    /// Damaged records skipped.
+    /// Damaged or missing records skipped.
     pub(crate) corrupt: u64,
+}
+
+/// What became of one message given to [`Spool::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// In a segment file, whole.
+    Stored,
+    /// Refused by the full policy (or larger than the whole spool).
+    Refused,
+    /// Not stored: a write failed, or the spool is paused after a failure.
+    Failed,
+}
+
+/// The outcome of [`Spool::append`]: one fate per message, in order.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    pub(crate) fates: Vec<Fate>,
+    /// The failure behind the `Failed` fates, when it happened now (not when
+    /// the spool was already paused).
+    pub(crate) error: Option<io::Error>,
+}
+
+impl Appended {
+    pub(crate) fn count(&self, fate: Fate) -> u64 {
+        self.fates.iter().filter(|&&f| f == fate).count() as u64
+    }
 }
 
 /// Records found in the spool directory when it was opened.
@@ -81,15 +137,34 @@ pub(crate) struct Recovered {
     pub(crate) corrupt_tail: u64,
 }
 
+/// Takes the directory's lock; `WouldBlock` when another process holds it.
+fn take_lock(dir: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "another process (or layer) uses this spool directory",
+        )),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl Spool {
-    /// Opens (creating) the directory and takes stock of segments left by an
-    /// earlier process. A damaged tail of a segment is cut off and counted.
+    /// Opens (creating) and locks the directory, and takes stock of segments
+    /// left by an earlier process. A damaged tail of a segment is cut off and
+    /// counted. Fails with `WouldBlock` when another process holds the lock.
     pub(crate) fn open(
         dir: &Path,
         max_bytes: u64,
         policy: SpoolFullPolicy,
     ) -> io::Result<(Self, Recovered)> {
         fs::create_dir_all(dir)?;
+        let lock = take_lock(dir)?;
         let mut seqs = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -114,6 +189,10 @@ impl Spool {
             read_pos: 0,
             peeked: Vec::new(),
             next_seq: seqs.last().map_or(0, |s| s + 1),
+            lock: Some(lock),
+            paused_until: None,
+            buf: Vec::new(),
+            buf_ends: Vec::new(),
             bytes: 0,
             records: 0,
         };
@@ -141,7 +220,8 @@ impl Spool {
             }
             spool.segments.push_back(Segment {
                 seq,
-                bytes: good_end,
+                len: good_end,
+                disk: good_end,
                 records,
             });
             spool.bytes += good_end;
@@ -171,67 +251,207 @@ impl Spool {
         let _ = fs::remove_file(self.pos_path(seq));
     }
 
-    /// Appends one message. Returns the loss caused by the full policy;
-    /// `Ok(false)` when the message itself was refused (spool full, drop newest).
-    pub(crate) fn append(&mut self, payload: &[u8], loss: &mut Loss) -> io::Result<bool> {
-        let need = HEADER + payload.len() as u64;
-        if need > self.max_bytes {
-            return Ok(false);
-        }
-        while self.bytes + need > self.max_bytes {
-            if self.policy == SpoolFullPolicy::DropNewest || !self.evict_oldest(loss) {
-                return Ok(false);
-            }
-        }
-        let rotate = match (self.writer.as_ref(), self.segments.back()) {
-            (Some(_), Some(seg)) => seg.bytes + need > self.segment_max,
-            _ => true,
-        };
-        if rotate {
-            self.seal()?;
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(self.seg_path(seq))?;
-            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
-            self.segments.push_back(Segment {
-                seq,
-                bytes: 0,
-                records: 0,
-            });
-        }
-        let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
-            return Err(io::Error::other("spool writer missing"));
-        };
-        let mut header = [0u8; HEADER as usize];
-        header[..4].copy_from_slice(MAGIC);
-        header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        header[8..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        w.write_all(&header)?;
-        w.write_all(payload)?;
-        seg.bytes += need;
-        seg.records += 1;
-        self.bytes += need;
-        self.records += 1;
-        Ok(true)
+    /// Whether writes are refused now, after a failure.
+    pub(crate) fn paused(&self) -> bool {
+        self.paused_until.is_some_and(|t| Instant::now() < t)
     }
 
-    /// Writes buffered records out to the file (not fsynced).
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
-        match self.writer.as_mut() {
-            Some(w) => w.flush(),
-            None => Ok(()),
+    /// Appends messages in order and says what became of each: stored,
+    /// refused by the full policy (`loss` counts what `DropOldest` deleted),
+    /// or failed. After a failure the rest of the batch fails too, and so
+    /// does every append for [`PAUSE_AFTER_ERROR`].
+    pub(crate) fn append(&mut self, frames: &[&[u8]], loss: &mut Loss) -> Appended {
+        let mut out = Appended {
+            fates: vec![Fate::Failed; frames.len()],
+            error: None,
+        };
+        if self.paused() {
+            return out;
         }
+        self.paused_until = None;
+        if self.writer_unlinked() {
+            // The file (or its directory) was deleted under us: what it
+            // holds will be counted as lost at replay; start a new one.
+            self.seal();
+        }
+        self.buf.clear();
+        self.buf_ends.clear();
+        for (i, f) in frames.iter().enumerate() {
+            let need = HEADER + f.len() as u64;
+            if need > self.max_bytes {
+                out.fates[i] = Fate::Refused;
+                continue;
+            }
+            let mut refused = false;
+            while self.bytes + self.buf.len() as u64 + need > self.max_bytes {
+                if self.policy == SpoolFullPolicy::DropNewest {
+                    refused = true;
+                    break;
+                }
+                if !self.buf.is_empty() && !self.write_out(&mut out) {
+                    return out;
+                }
+                if !self.evict_oldest(loss) {
+                    refused = true;
+                    break;
+                }
+            }
+            if refused {
+                out.fates[i] = Fate::Refused;
+                continue;
+            }
+            let rotate = match (self.writer.as_ref(), self.segments.back()) {
+                (Some(_), Some(seg)) => seg.len + self.buf.len() as u64 + need > self.segment_max,
+                _ => true,
+            };
+            if rotate {
+                if !self.buf.is_empty() && !self.write_out(&mut out) {
+                    return out;
+                }
+                if let Err(e) = self.open_segment() {
+                    self.fail(&mut out, e);
+                    return out;
+                }
+            }
+            self.buf.extend_from_slice(MAGIC);
+            self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            self.buf
+                .extend_from_slice(&crc32fast::hash(f).to_le_bytes());
+            self.buf.extend_from_slice(f);
+            self.buf_ends.push((i, self.buf.len()));
+            if self.buf.len() >= WRITE_PIECE && !self.write_out(&mut out) {
+                return out;
+            }
+        }
+        if !self.buf.is_empty() {
+            self.write_out(&mut out);
+        }
+        out
+    }
+
+    fn fail(&mut self, out: &mut Appended, e: io::Error) {
+        self.writer = None;
+        self.paused_until = Some(Instant::now() + PAUSE_AFTER_ERROR);
+        out.error = Some(e);
+    }
+
+    /// Starts a new segment file, re-creating the directory (and its lock)
+    /// if it vanished.
+    fn open_segment(&mut self) -> io::Result<()> {
+        self.writer = None;
+        if !self.dir.join(LOCK_FILE).exists() {
+            // The directory was removed or emptied under us: take it again,
+            // unless another process has meanwhile.
+            self.lock = None;
+            fs::create_dir_all(&self.dir)?;
+            self.lock = Some(take_lock(&self.dir)?);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(self.seg_path(seq))?;
+        self.writer = Some(file);
+        self.segments.push_back(Segment {
+            seq,
+            len: 0,
+            disk: 0,
+            records: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes the buffered records to the back segment. On failure (an
+    /// error, or the disk refusing more bytes) the file is cut back to its
+    /// last whole record, the records after it fail, and the spool pauses.
+    /// False on failure.
+    fn write_out(&mut self, out: &mut Appended) -> bool {
+        let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
+            let e = io::Error::other("spool segment not open");
+            self.fail(out, e);
+            return false;
+        };
+        let mut written = 0usize;
+        let mut error = None;
+        while written < self.buf.len() {
+            match w.write(&self.buf[written..]) {
+                Ok(0) => {
+                    error = Some(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "the disk accepted no more bytes",
+                    ));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let whole = self
+            .buf_ends
+            .iter()
+            .take_while(|&&(_, end)| end <= written)
+            .count();
+        let good = if whole == 0 {
+            0
+        } else {
+            self.buf_ends[whole - 1].1
+        };
+        for &(i, _) in &self.buf_ends[..whole] {
+            out.fates[i] = Fate::Stored;
+        }
+        let disk_before = seg.disk;
+        seg.len += good as u64;
+        seg.records += whole as u64;
+        self.records += whole as u64;
+        seg.disk = seg.len;
+        if good < written {
+            // A record cut short: remove it so replay never sees half of it.
+            let cut = w.set_len(seg.len);
+            if cut.is_err() {
+                seg.disk = w
+                    .metadata()
+                    .map_or(seg.len + (written - good) as u64, |m| m.len());
+            }
+        }
+        self.bytes = self.bytes - disk_before + seg.disk;
+        self.buf.clear();
+        self.buf_ends.clear();
+        match error {
+            None => true,
+            Some(e) => {
+                if seg.records == 0 && seg.disk == 0 {
+                    let seq = seg.seq;
+                    self.segments.pop_back();
+                    self.remove_files(seq);
+                }
+                self.fail(out, e);
+                false
+            }
+        }
+    }
+
+    /// True when the segment being written no longer has a name on disk.
+    #[cfg(unix)]
+    fn writer_unlinked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.metadata().map_or(true, |m| m.nlink() == 0))
+    }
+
+    #[cfg(not(unix))]
+    fn writer_unlinked(&self) -> bool {
+        false
     }
 
     /// Closes the segment being written; the next append starts another.
-    fn seal(&mut self) -> io::Result<()> {
-        match self.writer.take() {
-            Some(mut w) => w.flush(),
-            None => Ok(()),
-        }
+    fn seal(&mut self) {
+        self.writer = None;
     }
 
     /// Deletes the oldest segment that is not being replayed. False when
@@ -242,11 +462,9 @@ impl Spool {
         if idx >= self.segments.len() {
             return false;
         }
-        if idx == self.segments.len() - 1 && self.writer.is_some() {
+        if idx == self.segments.len() - 1 {
             // The only candidate is being written: close it first.
-            if self.seal().is_err() {
-                return false;
-            }
+            self.seal();
         }
         let Some(seg) = self.segments.remove(idx) else {
             return false;
@@ -255,7 +473,7 @@ impl Spool {
             self.reader = None;
             self.read_pos = 0;
         }
-        self.bytes -= seg.bytes;
+        self.bytes -= seg.disk;
         self.records -= seg.records;
         loss.full += seg.records;
         self.remove_files(seg.seq);
@@ -265,7 +483,8 @@ impl Spool {
     /// Reads the oldest undelivered records, up to `max_bytes` of payload
     /// (at least one), into `out`, without consuming them: call
     /// [`consume`](Self::consume) with how many were delivered. Damaged
-    /// records at the read position are skipped and counted in `loss`.
+    /// records at the read position, and segments whose file is gone, are
+    /// skipped and counted in `loss`.
     pub(crate) fn peek(
         &mut self,
         max_bytes: usize,
@@ -279,13 +498,22 @@ impl Spool {
         let mut taken = 0usize;
         while let Some(front) = self.segments.front() {
             let seq = front.seq;
-            let end = front.bytes;
+            let end = front.len;
             if self.writer.is_some() && self.segments.len() == 1 {
                 // Replay reads only closed segments.
-                self.seal()?;
+                self.seal();
             }
             if self.reader.is_none() {
-                let mut f = BufReader::with_capacity(256 * 1024, File::open(self.seg_path(seq))?);
+                let file = match File::open(self.seg_path(seq)) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        // Deleted by hand: what it held is lost, counted.
+                        self.finish_front(loss);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut f = BufReader::with_capacity(256 * 1024, file);
                 f.seek(SeekFrom::Start(self.read_pos))?;
                 self.reader = Some(f);
             }
@@ -305,7 +533,11 @@ impl Spool {
                     None if self.peeked.is_empty() => {
                         // Damage at the read position: resynchronise on the
                         // next record that checks out, count one loss.
-                        let next = resync(&seg_path, pos + 1, end)?;
+                        let next = match resync(&seg_path, pos + 1, end) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => end,
+                            Err(e) => return Err(e),
+                        };
                         loss.corrupt += 1;
                         let seg = &mut self.segments[0];
                         seg.records = seg.records.saturating_sub(1);
@@ -324,13 +556,13 @@ impl Spool {
                 return Ok(());
             }
             // The front segment holds nothing more: delete it.
-            self.finish_front();
+            self.finish_front(loss);
         }
         Ok(())
     }
 
     /// Marks the first `n` records of the last [`peek`](Self::peek) delivered.
-    pub(crate) fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize, loss: &mut Loss) {
         if n == 0 || n > self.peeked.len() {
             return;
         }
@@ -343,8 +575,8 @@ impl Spool {
         front.records = front.records.saturating_sub(n as u64);
         self.records = self.records.saturating_sub(n as u64);
         self.read_pos = pos;
-        if pos >= front.bytes || front.records == 0 {
-            self.finish_front();
+        if pos >= front.len || front.records == 0 {
+            self.finish_front(loss);
         } else {
             let seq = front.seq;
             // Progress survives a restart; a failed write only means a re-send.
@@ -365,10 +597,16 @@ impl Spool {
         }
     }
 
-    fn finish_front(&mut self) {
+    /// Deletes the front segment. Records it still counts could not be
+    /// read back: they are counted as lost, never just forgotten.
+    fn finish_front(&mut self, loss: &mut Loss) {
         if let Some(seg) = self.segments.pop_front() {
-            self.bytes -= seg.bytes;
+            self.bytes -= seg.disk;
             self.records = self.records.saturating_sub(seg.records);
+            loss.corrupt += seg.records;
+            if self.writer.is_some() && self.segments.is_empty() {
+                self.seal();
+            }
             self.remove_files(seg.seq);
         }
         self.reader = None;
@@ -474,6 +712,12 @@ mod tests {
         d
     }
 
+    fn app(s: &mut Spool, payload: &[u8], loss: &mut Loss) -> Fate {
+        let a = s.append(&[payload], loss);
+        assert!(a.error.is_none(), "{:?}", a.error);
+        a.fates[0]
+    }
+
     fn drain(s: &mut Spool) -> (Vec<Vec<u8>>, Loss) {
         let mut all = Vec::new();
         let mut loss = Loss::default();
@@ -483,10 +727,20 @@ mod tests {
             if batch.is_empty() {
                 break;
             }
-            s.consume(batch.len());
+            s.consume(batch.len(), &mut loss);
             all.append(&mut batch);
         }
         (all, loss)
+    }
+
+    /// What the segment files hold on disk.
+    fn disk_bytes(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "spool"))
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum()
     }
 
     #[test]
@@ -496,12 +750,16 @@ mod tests {
         assert_eq!(rec.records, 0);
         let mut loss = Loss::default();
         for i in 0..20_000u32 {
-            assert!(s.append(format!("msg {i}").as_bytes(), &mut loss).unwrap());
+            assert_eq!(
+                app(&mut s, format!("msg {i}").as_bytes(), &mut loss),
+                Fate::Stored
+            );
         }
         assert!(s.segments.len() > 1, "segments rotate");
+        assert_eq!(s.bytes, disk_bytes(&dir));
         let mut batch = Vec::new();
         s.peek(100, &mut batch, &mut loss).unwrap();
-        s.consume(3);
+        s.consume(3, &mut loss);
         drop(s);
         let (mut s, rec) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
         assert_eq!(rec.records, 19_997);
@@ -511,8 +769,27 @@ mod tests {
         assert_eq!(all[0], b"msg 3");
         assert_eq!(all[19_996], b"msg 19999");
         assert_eq!((s.records, s.bytes), (0, 0));
-        let left = fs::read_dir(&dir).unwrap().count();
-        assert_eq!(left, 0, "delivered segments are deleted");
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [LOCK_FILE], "delivered segments are deleted");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batch_is_stored_in_order_with_one_fate_each() {
+        let dir = tmp("batch");
+        let (mut s, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
+        let frames: Vec<Vec<u8>> = (0..5000).map(|i| format!("m{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut loss = Loss::default();
+        let a = s.append(&refs, &mut loss);
+        assert_eq!(a.count(Fate::Stored), 5000);
+        assert_eq!(s.records, 5000);
+        assert_eq!(s.bytes, disk_bytes(&dir));
+        let (all, _) = drain(&mut s);
+        assert_eq!(all, frames);
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -522,10 +799,12 @@ mod tests {
         let (mut s, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
         let mut loss = Loss::default();
         for i in 0..100u32 {
-            s.append(format!("record number {i:03}").as_bytes(), &mut loss)
-                .unwrap();
+            app(
+                &mut s,
+                format!("record number {i:03}").as_bytes(),
+                &mut loss,
+            );
         }
-        s.flush().unwrap();
         drop(s);
         let path = fs::read_dir(&dir)
             .unwrap()
@@ -548,6 +827,98 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_cut_short_under_the_spool_counts_the_missing_records() {
+        let dir = tmp("cut");
+        let (mut s, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
+        let mut loss = Loss::default();
+        for i in 0..100u32 {
+            app(
+                &mut s,
+                format!("record number {i:03}").as_bytes(),
+                &mut loss,
+            );
+        }
+        let path = s.seg_path(s.segments[0].seq);
+        let rec = HEADER + 17;
+        // Someone truncates the file to 40 whole records while it waits.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(40 * rec)
+            .unwrap();
+        let (all, loss) = drain(&mut s);
+        assert_eq!(all.len(), 40);
+        assert_eq!(loss.corrupt, 60, "every missing record is counted");
+        assert_eq!((s.records, s.bytes), (0, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_segment_deleted_mid_replay_is_counted_and_replay_goes_on() {
+        let dir = tmp("deleted");
+        // 1 MiB spool: 128 KiB segments.
+        let (mut s, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
+        let mut loss = Loss::default();
+        let payload = [b'x'; 1000];
+        for _ in 0..400 {
+            assert_eq!(app(&mut s, &payload, &mut loss), Fate::Stored);
+        }
+        assert!(s.segments.len() >= 3);
+        let mut batch = Vec::new();
+        s.peek(5_000, &mut batch, &mut loss).unwrap();
+        s.consume(batch.len(), &mut loss);
+        let delivered = batch.len() as u64;
+        // The second segment vanishes while the first is being replayed.
+        let second = &s.segments[1];
+        let (seq, in_second) = (second.seq, second.records);
+        fs::remove_file(s.seg_path(seq)).unwrap();
+        let (all, loss) = drain(&mut s);
+        assert_eq!(loss.corrupt, in_second);
+        assert_eq!(delivered + all.len() as u64 + in_second, 400);
+        assert_eq!((s.records, s.bytes), (0, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_while_the_first_holds_the_directory() {
+        let dir = tmp("lock");
+        let (first, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
+        let err = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest)
+            .err()
+            .expect("the directory is locked");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        assert!(Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_vanished_directory_is_made_again_and_its_lost_records_counted() {
+        let dir = tmp("vanish");
+        let (mut s, _) = Spool::open(&dir, 1 << 20, SpoolFullPolicy::DropNewest).unwrap();
+        let mut loss = Loss::default();
+        for i in 0..50u32 {
+            app(&mut s, format!("before {i}").as_bytes(), &mut loss);
+        }
+        fs::remove_dir_all(&dir).unwrap();
+        // The open segment's file is gone with the directory; new records
+        // start a new segment in a new directory.
+        for i in 0..10u32 {
+            assert_eq!(
+                app(&mut s, format!("after {i}").as_bytes(), &mut loss),
+                Fate::Stored
+            );
+        }
+        assert!(dir.join(LOCK_FILE).exists(), "the lock is taken again");
+        let (all, loss) = drain(&mut s);
+        assert_eq!(loss.corrupt, 50);
+        assert_eq!(all.len(), 10);
+        assert_eq!(all[0], b"after 0");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn full_policies() {
         for policy in [SpoolFullPolicy::DropNewest, SpoolFullPolicy::DropOldest] {
             let dir = tmp("full");
@@ -557,11 +928,12 @@ mod tests {
             let payload = [b'x'; 1000];
             let mut refused = 0u64;
             for _ in 0..1000 {
-                if !s.append(&payload, &mut loss).unwrap() {
+                if app(&mut s, &payload, &mut loss) == Fate::Refused {
                     refused += 1;
                 }
             }
             assert!(s.bytes <= max);
+            assert_eq!(s.bytes, disk_bytes(&dir));
             assert_eq!(s.records + refused + loss.full, 1000, "{policy:?}");
             match policy {
                 SpoolFullPolicy::DropNewest => assert!(refused > 0 && loss.full == 0),

@@ -5,8 +5,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -21,6 +22,7 @@ use crate::{Endpoint, Scheme, TransportError};
 /// # drop(b);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Compression {
     /// gzip (RFC 1952); Graylog detects it by its magic bytes.
     #[default]
@@ -42,12 +44,18 @@ const TLS13_VERDICT_WAIT: Duration = Duration::from_millis(200);
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// Largest HTTP response body the client reads and discards on a kept-alive connection.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// A TCP/TLS write blocks at most this long before the writer looks at the
+/// clock (stall) and at the shutdown flag.
+const WRITE_SLICE: Duration = Duration::from_millis(50);
 
 /// Settings shared by every endpoint's connections.
 #[derive(Clone)]
 pub(crate) struct TransportConfig {
     pub(crate) connect_timeout: Duration,
-    pub(crate) write_timeout: Duration,
+    /// Longest time without progress (bytes taken by the socket, or
+    /// acknowledged by the peer) before an endpoint counts as stalled; also
+    /// the read timeout for TLS handshakes and HTTP answers.
+    pub(crate) stall_timeout: Duration,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) udp_chunk_size: usize,
     pub(crate) udp_compression: Compression,
@@ -58,9 +66,17 @@ pub(crate) struct TransportConfig {
 /// (`rejected` of them refused for good by an HTTP server); when `error` is
 /// set, the connection is unusable and the frames from `done` on are still
 /// to be sent.
+///
+/// Over TCP and TLS "done" means handed to the kernel whole, not delivered:
+/// `wire_ends[i]` is where frame `i` ends in the bytes written to the socket
+/// (for TLS, where its batch ends), to be matched against
+/// [`Connection::acked`].
 #[derive(Default)]
 pub(crate) struct Outcome {
     pub(crate) done: usize,
+    pub(crate) wire_ends: Vec<u64>,
+    /// The connection made no progress for the stall timeout.
+    pub(crate) stalled: bool,
     pub(crate) rejected: usize,
     /// The last refusing HTTP status when `rejected > 0`.
     pub(crate) reject_status: u16,
@@ -68,13 +84,52 @@ pub(crate) struct Outcome {
     pub(crate) error: Option<TransportError>,
 }
 
+/// A TCP socket that counts the bytes handed to the kernel (TLS records
+/// included), to match them against what the kernel says is unacknowledged.
+pub(crate) struct Sock {
+    tcp: TcpStream,
+    written: u64,
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tcp.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
 /// A byte stream, plain or TLS.
 pub(crate) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Plain(Sock),
+    Tls(Box<StreamOwned<ClientConnection, Sock>>),
 }
 
 impl Stream {
+    fn sock(&self) -> &Sock {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Bytes the peer has acknowledged, in the count of bytes written to the
+    /// socket; `None` where the kernel cannot tell.
+    fn acked(&self) -> Option<u64> {
+        let sock = self.sock();
+        unacked_bytes(&sock.tcp).map(|q| sock.written.saturating_sub(q))
+    }
+
     /// True when the peer has closed the connection. A GELF server sends
     /// nothing but TLS records (session tickets) and HTTP responses we have
     /// read already, so end of stream, an error or a TLS close alert all mean
@@ -82,9 +137,9 @@ impl Stream {
     /// into a connection the server already dropped would be lost unnoticed.
     fn peer_closed(&mut self) -> bool {
         match self {
-            Stream::Plain(s) => peek_closed(s),
+            Stream::Plain(s) => peek_closed(&s.tcp),
             Stream::Tls(s) => {
-                if s.sock.set_nonblocking(true).is_err() {
+                if s.sock.tcp.set_nonblocking(true).is_err() {
                     return true;
                 }
                 let mut closed = false;
@@ -113,7 +168,7 @@ impl Stream {
                     // Ok(0): the server sent close_notify.
                     closed = matches!(s.conn.reader().read(&mut probe), Ok(0));
                 }
-                s.sock.set_nonblocking(false).is_err() || closed
+                s.sock.tcp.set_nonblocking(false).is_err() || closed
             }
         }
     }
@@ -164,6 +219,29 @@ fn peek_closed(_: &TcpStream) -> bool {
     false
 }
 
+/// Bytes written to the socket that the peer has not acknowledged yet (sent
+/// or not), from the kernel.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn unacked_bytes(s: &TcpStream) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) on a TCP socket stores one c_int, the
+    // bytes not yet acknowledged by the peer, through the pointer, which
+    // points at `n` for the whole call; the descriptor belongs to `s`, which
+    // is borrowed (so open) for the call. No other memory is touched. The
+    // standard library and socket2 offer no safe way to ask this.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    (r == 0 && n >= 0).then_some(n as u64)
+}
+
+/// Elsewhere the kernel is not asked: a frame counts as delivered once
+/// written whole.
+#[cfg(not(target_os = "linux"))]
+fn unacked_bytes(_: &TcpStream) -> Option<u64> {
+    None
+}
+
 /// An open connection to one endpoint.
 pub(crate) enum Connection {
     /// TCP or TLS: NUL-delimited frames.
@@ -189,8 +267,8 @@ fn connect_tcp(ep: &Endpoint, cfg: &TransportConfig) -> Result<TcpStream, Transp
                 // Small events should leave at once; batching is done by the worker.
                 let _ = stream.set_nodelay(true);
                 let setup = stream
-                    .set_write_timeout(Some(cfg.write_timeout))
-                    .and_then(|()| stream.set_read_timeout(Some(cfg.write_timeout)));
+                    .set_write_timeout(Some(cfg.stall_timeout))
+                    .and_then(|()| stream.set_read_timeout(Some(cfg.stall_timeout)));
                 if let Err(source) = setup {
                     return Err(TransportError::Connect {
                         endpoint: ep.to_string(),
@@ -224,8 +302,9 @@ fn resolve(ep: &Endpoint) -> Result<Vec<SocketAddr>, TransportError> {
 fn start_tls(
     ep: &Endpoint,
     cfg: &TransportConfig,
-    mut sock: TcpStream,
+    tcp: TcpStream,
 ) -> Result<Stream, TransportError> {
+    let mut sock = Sock { tcp, written: 0 };
     let tls_err = |source: io::Error| TransportError::Tls {
         endpoint: ep.to_string(),
         source,
@@ -252,10 +331,10 @@ fn start_tls(
 /// server's first records (session tickets, or that alert).
 fn await_server_verdict(
     conn: &mut ClientConnection,
-    sock: &mut TcpStream,
+    sock: &mut Sock,
     cfg: &TransportConfig,
 ) -> io::Result<()> {
-    sock.set_read_timeout(Some(TLS13_VERDICT_WAIT))?;
+    sock.tcp.set_read_timeout(Some(TLS13_VERDICT_WAIT))?;
     let result = loop {
         match conn.read_tls(sock) {
             Ok(0) => {
@@ -280,7 +359,7 @@ fn await_server_verdict(
             Err(e) => break Err(e),
         }
     };
-    sock.set_read_timeout(Some(cfg.write_timeout))?;
+    sock.tcp.set_read_timeout(Some(cfg.stall_timeout))?;
     result
 }
 
@@ -289,7 +368,10 @@ impl Connection {
     pub(crate) fn open(ep: &Endpoint, cfg: &TransportConfig) -> Result<Self, TransportError> {
         match ep.scheme() {
             Scheme::Tcp | Scheme::Http => {
-                let stream = Stream::Plain(connect_tcp(ep, cfg)?);
+                let stream = Stream::Plain(Sock {
+                    tcp: connect_tcp(ep, cfg)?,
+                    written: 0,
+                });
                 Ok(Self::wrap(ep, stream))
             }
             Scheme::Tls | Scheme::Https => {
@@ -320,7 +402,7 @@ impl Connection {
                 let socket = UdpSocket::bind(local).map_err(connect_err)?;
                 socket.connect(addr).map_err(connect_err)?;
                 socket
-                    .set_write_timeout(Some(cfg.write_timeout))
+                    .set_write_timeout(Some(cfg.stall_timeout))
                     .map_err(connect_err)?;
                 Ok(Self::Udp {
                     socket,
@@ -338,10 +420,40 @@ impl Connection {
                 body: Vec::new(),
             }
         } else {
+            // Frame writes wake up often to watch for a stall and for shutdown.
+            let _ = stream.sock().tcp.set_write_timeout(Some(WRITE_SLICE));
             Self::Frames {
                 stream,
                 buf: Vec::new(),
             }
+        }
+    }
+
+    /// Bytes acknowledged by the peer, comparable with
+    /// [`Outcome::wire_ends`]; `None` when this connection does not track
+    /// acknowledgements (UDP, HTTP, or a system where the kernel cannot tell):
+    /// then a frame is done once written.
+    pub(crate) fn acked(&self) -> Option<u64> {
+        match self {
+            Self::Frames { stream, .. } => stream.acked(),
+            _ => None,
+        }
+    }
+
+    /// Whether frames written here wait for the peer's acknowledgement.
+    pub(crate) fn tracks_acks(&self) -> bool {
+        self.acked().is_some()
+    }
+
+    /// Closes the connection discarding whatever the kernel still holds
+    /// unsent (a reset), so that a peer that stalled never gets frames that
+    /// are sent again elsewhere.
+    pub(crate) fn abort(self) {
+        match &self {
+            Self::Frames { stream, .. } | Self::Http { stream, .. } => {
+                let _ = socket2::SockRef::from(&stream.sock().tcp).set_linger(Some(Duration::ZERO));
+            }
+            Self::Udp { .. } => {}
         }
     }
 
@@ -353,13 +465,22 @@ impl Connection {
         }
     }
 
-    /// Sends `frames` in order.
-    pub(crate) fn send<'a, I>(&mut self, ep: &Endpoint, cfg: &TransportConfig, frames: I) -> Outcome
+    /// Sends `frames` in order. A TCP/TLS write gives up when `abort` is set
+    /// (shutdown) or when it makes no progress for the stall timeout.
+    pub(crate) fn send<'a, I>(
+        &mut self,
+        ep: &Endpoint,
+        cfg: &TransportConfig,
+        frames: I,
+        abort: &AtomicBool,
+    ) -> Outcome
     where
         I: ExactSizeIterator<Item = &'a [u8]>,
     {
         match self {
-            Self::Frames { stream, buf } => send_frames(ep, stream, buf, frames),
+            Self::Frames { stream, buf } => {
+                send_frames(ep, stream, buf, frames, cfg.stall_timeout, abort)
+            }
             Self::Udp { socket, buf } => send_udp(ep, cfg, socket, buf, frames),
             Self::Http { stream, head, body } => send_http(ep, cfg, stream, head, body, frames),
         }
@@ -374,6 +495,8 @@ fn send_frames<'a>(
     stream: &mut Stream,
     buf: &mut Vec<u8>,
     frames: impl Iterator<Item = &'a [u8]>,
+    stall: Duration,
+    abort: &AtomicBool,
 ) -> Outcome {
     buf.clear();
     let mut ends = Vec::new();
@@ -382,40 +505,160 @@ fn send_frames<'a>(
         buf.push(0);
         ends.push(buf.len());
     }
-    let mut written = 0;
-    let mut error = None;
-    while written < buf.len() {
-        match stream.write(&buf[written..]) {
-            Ok(0) => {
-                error = Some(io::Error::from(io::ErrorKind::WriteZero));
-                break;
-            }
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
-    if error.is_none() {
-        if let Err(e) = stream.flush() {
+    let start = stream.sock().written;
+    let (mut written, mut fail) = write_watched(stream, buf, stall, abort);
+    if fail.is_none() {
+        if let Err(f) = flush_watched(stream, stall, abort) {
             // TLS keeps records it could not write; count none of the tail.
             written = written.saturating_sub(1);
-            error = Some(e);
+            fail = Some(f);
         }
     }
     let done = ends.iter().take_while(|&&e| e <= written).count();
     let bytes = if done == 0 { 0 } else { ends[done - 1] as u64 };
+    let wire_ends = match stream {
+        Stream::Plain(_) => ends[..done].iter().map(|&e| start + e as u64).collect(),
+        // TLS records do not map byte for byte: a frame is acknowledged with
+        // its whole batch, and after a failure not at all (it is re-sent).
+        Stream::Tls(s) => {
+            let end = if fail.is_none() {
+                s.sock.written
+            } else {
+                u64::MAX
+            };
+            vec![end; done]
+        }
+    };
+    let endpoint = ep.to_string();
     Outcome {
         done,
+        wire_ends,
+        stalled: matches!(fail, Some(WriteFail::Stalled)),
         rejected: 0,
         reject_status: 0,
         bytes,
-        error: error.map(|source| TransportError::Write {
-            endpoint: ep.to_string(),
-            source,
+        error: fail.map(|f| match f {
+            WriteFail::Stalled => TransportError::Stalled {
+                endpoint,
+                after: stall,
+            },
+            WriteFail::Aborted => TransportError::Write {
+                endpoint,
+                source: io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "shutting down: the flush deadline passed",
+                ),
+            },
+            WriteFail::Io(source) => TransportError::Write { endpoint, source },
         }),
+    }
+}
+
+/// Why a watched write gave up.
+enum WriteFail {
+    Io(io::Error),
+    /// No byte reached the socket for the stall time.
+    Stalled,
+    /// The layer is shutting down.
+    Aborted,
+}
+
+/// What a socket write timing out looks like.
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Tells whether a write that could not go on should keep waiting.
+struct Watch<'a> {
+    wire: u64,
+    progress: Instant,
+    stall: Duration,
+    abort: &'a AtomicBool,
+}
+
+impl<'a> Watch<'a> {
+    fn new(stream: &Stream, stall: Duration, abort: &'a AtomicBool) -> Self {
+        Self {
+            wire: stream.sock().written,
+            progress: Instant::now(),
+            stall,
+            abort,
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.progress = Instant::now();
+    }
+
+    /// After a write timed out: `Some` when it is time to give up.
+    fn give_up(&mut self, stream: &Stream) -> Option<WriteFail> {
+        let now = stream.sock().written;
+        if now != self.wire {
+            self.wire = now;
+            self.progress = Instant::now();
+        }
+        if self.abort.load(Relaxed) {
+            Some(WriteFail::Aborted)
+        } else if self.progress.elapsed() >= self.stall {
+            Some(WriteFail::Stalled)
+        } else {
+            None
+        }
+    }
+}
+
+/// Writes all of `data`, in slices of at most [`WRITE_SLICE`]; fails when no
+/// byte reaches the socket for `stall` or when `abort` is set. Returns how
+/// many bytes of `data` were taken.
+fn write_watched(
+    stream: &mut Stream,
+    data: &[u8],
+    stall: Duration,
+    abort: &AtomicBool,
+) -> (usize, Option<WriteFail>) {
+    let mut taken = 0;
+    let mut watch = Watch::new(stream, stall, abort);
+    while taken < data.len() {
+        match stream.write(&data[taken..]) {
+            Ok(0) => {
+                let e = io::Error::from(io::ErrorKind::WriteZero);
+                return (taken, Some(WriteFail::Io(e)));
+            }
+            Ok(n) => {
+                taken += n;
+                watch.progressed();
+            }
+            Err(e) if would_block(&e) => {
+                if let Some(f) = watch.give_up(stream) {
+                    return (taken, Some(f));
+                }
+            }
+            Err(e) => return (taken, Some(WriteFail::Io(e))),
+        }
+    }
+    (taken, None)
+}
+
+/// Flushes (TLS: writes out the buffered records), watched like a write.
+fn flush_watched(
+    stream: &mut Stream,
+    stall: Duration,
+    abort: &AtomicBool,
+) -> Result<(), WriteFail> {
+    let mut watch = Watch::new(stream, stall, abort);
+    loop {
+        match stream.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if would_block(&e) => {
+                if let Some(f) = watch.give_up(stream) {
+                    return Err(f);
+                }
+            }
+            Err(e) => return Err(WriteFail::Io(e)),
+        }
     }
 }
 
@@ -708,7 +951,7 @@ mod tests {
     fn cfg() -> TransportConfig {
         TransportConfig {
             connect_timeout: Duration::from_secs(2),
-            write_timeout: Duration::from_secs(2),
+            stall_timeout: Duration::from_secs(2),
             tls: None,
             udp_chunk_size: 1420,
             udp_compression: Compression::Gzip,
@@ -758,7 +1001,7 @@ mod tests {
         let ep: Endpoint = format!("http://127.0.0.1:{port}/gelf").parse().unwrap();
         let mut c = Connection::open(&ep, &cfg()).unwrap();
         let frames: [&[u8]; 4] = [b"{\"a\":1}", b"{\"b\":2}", b"{\"c\":3}", b"{\"d\":4}"];
-        let o = c.send(&ep, &cfg(), frames.iter().copied());
+        let o = c.send(&ep, &cfg(), frames.iter().copied(), &AtomicBool::new(false));
         assert_eq!((o.done, o.rejected), (2, 1));
         let e = o.error.expect("503 is an error to retry");
         assert!(e.to_string().contains("503"), "{e}");

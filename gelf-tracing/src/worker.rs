@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::encode::{encode_drop_notice, EncodeConfig, OwnedField};
-use crate::spool::{Loss, Spool};
-use crate::stats::Counters;
+use crate::spool::{Appended, Fate, Loss, Spool};
+use crate::stats::{Counters, DropCause};
 use crate::transport::{Connection, TransportConfig};
 use crate::{Endpoint, TransportError};
 
@@ -156,50 +156,77 @@ pub(crate) struct SpoolState {
 }
 
 impl Shared {
-    /// Appends frames to the spool and counts the outcome: each frame ends up
-    /// spooled or counted as dropped. False (nothing done) without a spool.
-    pub(crate) fn spool_frames<'a>(&self, frames: impl Iterator<Item = &'a [u8]>) -> bool {
-        let Some(state) = &self.spool else {
-            return false;
-        };
+    /// Appends frames to the spool and counts what the spool decided: stored
+    /// (the `spooled` gauge), refused or evicted by the full policy, damaged.
+    /// Frames whose fate is [`Fate::Failed`] are the caller's to keep or to
+    /// count as dropped. `None` without a spool.
+    pub(crate) fn spool_frames(&self, frames: &[&[u8]]) -> Option<Appended> {
+        let state = self.spool.as_ref()?;
         let c = &self.counters;
         let mut spool = match state.spool.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         let mut loss = Loss::default();
-        let mut refused = 0u64;
-        let mut failed = 0u64;
-        let mut error = None;
-        for f in frames {
-            if error.is_some() {
-                failed += 1;
-                continue;
-            }
-            match spool.append(f, &mut loss) {
-                Ok(true) => {}
-                Ok(false) => refused += 1,
-                Err(e) => {
-                    failed += 1;
-                    error = Some(e);
-                }
-            }
-        }
-        if let Err(e) = spool.flush() {
-            error.get_or_insert(e);
-        }
+        let mut appended = spool.append(frames, &mut loss);
         c.spooled.store(spool.records, Relaxed);
         c.spool_bytes.store(spool.bytes, Relaxed);
         drop(spool);
-        c.dropped_spool_full.fetch_add(refused + loss.full, Relaxed);
-        c.dropped_spool_error.fetch_add(failed, Relaxed);
-        if let Some(source) = error {
+        c.dropped_spool_full
+            .fetch_add(appended.count(Fate::Refused) + loss.full, Relaxed);
+        c.dropped_spool_corrupt.fetch_add(loss.corrupt, Relaxed);
+        if let Some(source) = appended.error.take() {
             self.reporter.report(&TransportError::Spool {
                 dir: state.dir.clone(),
                 source,
             });
         }
-        true
+        Some(appended)
+    }
+}
+
+/// One stderr line per drop cause, at most once per interval each.
+struct DropReporter {
+    interval: Duration,
+    /// Per cause: the total when last printed, and when.
+    printed: [(u64, Option<Instant>); DropCause::ALL.len()],
+    last_check: Instant,
+}
+
+impl DropReporter {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            printed: [(0, None); DropCause::ALL.len()],
+            last_check: Instant::now(),
+        }
+    }
+
+    /// Prints a line for each cause with new drops whose last line is older
+    /// than the interval (or every cause with new drops when `now_all`).
+    fn report(&mut self, counters: &Counters, now_all: bool) {
+        let now = Instant::now();
+        if !now_all && now.duration_since(self.last_check) < Duration::from_millis(200) {
+            return;
+        }
+        self.last_check = now;
+        for (k, (cause, total)) in counters.drops_by_cause().into_iter().enumerate() {
+            let (seen, at) = &mut self.printed[k];
+            if total <= *seen {
+                continue;
+            }
+            if !now_all && at.is_some_and(|t| now.duration_since(t) < self.interval) {
+                continue;
+            }
+            eprintln!(
+                "gelf-tracing: {} events dropped ({}): {}; {total} dropped for this cause since start",
+                total - *seen,
+                cause.name(),
+                cause.explain()
+            );
+            *seen = total;
+            *at = Some(now);
+        }
     }
 }
 
@@ -211,6 +238,7 @@ pub(crate) struct WorkerConfig {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) failback_after: Duration,
+    pub(crate) stderr_interval: Duration,
     pub(crate) encode: EncodeConfig,
     pub(crate) statics: Vec<OwnedField>,
 }
@@ -219,9 +247,17 @@ pub(crate) struct Worker {
     cfg: WorkerConfig,
     shared: Arc<Shared>,
     rx: Receiver<Vec<u8>>,
-    /// Frames taken from the queue but not yet delivered.
+    /// Frames taken from the queue (or sent back from a connection given
+    /// up) and not yet written.
     pending: VecDeque<Vec<u8>>,
     pending_bytes: usize,
+    /// Frames written to the current TCP/TLS connection that the peer has not
+    /// acknowledged yet, with where each ends on the wire. They are counted
+    /// as sent when acknowledged, and sent again if the connection is given up.
+    unacked: VecDeque<(u64, Vec<u8>)>,
+    /// When the peer last acknowledged bytes (or the first unacknowledged
+    /// frame was written).
+    ack_progress: Instant,
     /// The endpoint index and its open connection.
     conn: Option<(usize, Connection)>,
     ever_connected: bool,
@@ -232,29 +268,45 @@ pub(crate) struct Worker {
     down_since: Option<Instant>,
     /// Last attempt to return to a preferred endpoint.
     last_failback: Instant,
+    /// Per endpoint: not tried before this, because it stalled.
+    avoid_until: Vec<Option<Instant>>,
     /// Records read from the spool, in flight.
     replay: Vec<Vec<u8>>,
-    drops_reported: u64,
+    /// Per cause, the drops already told in an in-band notice.
+    notice_reported: [u64; DropCause::ALL.len()],
+    drop_reporter: DropReporter,
 }
+
+/// While frames wait for the peer's acknowledgement, the worker looks this often.
+const ACK_TICK: Duration = Duration::from_millis(5);
+/// When leaving a healthy endpoint for a preferred one, wait this long for
+/// the frames written to it to be acknowledged.
+const SWITCH_ACK_WAIT: Duration = Duration::from_millis(500);
 
 impl Worker {
     pub(crate) fn new(cfg: WorkerConfig, shared: Arc<Shared>, rx: Receiver<Vec<u8>>) -> Self {
         let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
         let now = Instant::now();
+        let n = cfg.endpoints.len();
+        let drop_reporter = DropReporter::new(cfg.stderr_interval);
         Self {
             cfg,
             shared,
             rx,
             pending: VecDeque::new(),
             pending_bytes: 0,
+            unacked: VecDeque::new(),
+            ack_progress: now,
             conn: None,
             ever_connected: false,
             backoff,
             next_attempt: now,
             down_since: None,
             last_failback: now,
+            avoid_until: vec![None; n],
             replay: Vec::new(),
-            drops_reported: 0,
+            notice_reported: [0; DropCause::ALL.len()],
+            drop_reporter,
         }
     }
 
@@ -277,6 +329,8 @@ impl Worker {
     }
 
     fn step(&mut self) {
+        self.poll_acks();
+        self.drop_reporter.report(&self.shared.counters, false);
         let replaying = self.conn.is_some() && self.spool_has_records();
         if !self.fill(!replaying) {
             return;
@@ -298,14 +352,24 @@ impl Worker {
             .as_ref()
             .is_some_and(|s| self.down_since.is_some_and(|t| t.elapsed() >= s.after));
         if spool_due {
-            self.spool_pending();
-            while let Ok(f) = self.rx.try_recv() {
-                self.take(f);
-                if self.pending_bytes >= self.cfg.batch_max_bytes {
-                    self.spool_pending();
+            // Move the queue to disk while the spool takes it; when it
+            // fails (disk full, I/O error), keep one batch in memory and
+            // leave the rest in the queue.
+            while self.spool_pending() {
+                let mut got = false;
+                while self.pending_bytes < self.cfg.batch_max_bytes {
+                    match self.rx.try_recv() {
+                        Ok(f) => {
+                            self.take(f);
+                            got = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !got {
+                    break;
                 }
             }
-            self.spool_pending();
         }
         // Wait for the next attempt; with a spool, keep draining the queue to it.
         let mut wait = self.next_attempt.saturating_duration_since(Instant::now());
@@ -315,11 +379,15 @@ impl Worker {
         self.sleep(wait);
     }
 
+    /// Takes a frame from the queue into `pending`.
     fn take(&mut self, frame: Vec<u8>) {
-        self.shared
-            .counters
-            .queued_bytes
-            .fetch_sub(frame.len(), Relaxed);
+        let c = &self.shared.counters;
+        c.queued_bytes.fetch_sub(frame.len(), Relaxed);
+        if !c.hold(1) {
+            // The guard has given up on this worker and counted what it held.
+            c.dropped_shutdown.fetch_add(1, Relaxed);
+            return;
+        }
         self.pending_bytes += frame.len() + 1;
         self.pending.push_back(frame);
     }
@@ -328,16 +396,28 @@ impl Worker {
     /// when `wait` is set. Returns false when there is nothing to do.
     fn fill(&mut self, wait: bool) -> bool {
         if self.pending.is_empty() && wait {
-            match self.rx.recv_timeout(IDLE_TICK) {
+            let tick = if self.unacked.is_empty() {
+                IDLE_TICK
+            } else {
+                ACK_TICK
+            };
+            match self.rx.recv_timeout(tick) {
                 Ok(f) => self.take(f),
                 Err(RecvTimeoutError::Timeout) => {
                     self.idle_housekeeping();
                     return self.spool_has_records();
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    // The layer is gone: nothing more will come.
-                    self.shared.shutdown.store(true, Relaxed);
-                    return false;
+                    // The layer is gone: nothing more will come. Stop once
+                    // what was written is acknowledged and the spool is
+                    // empty (the guard may still be waiting for them).
+                    if self.unacked.is_empty() && !self.spool_has_records() {
+                        self.shared.shutdown.store(true, Relaxed);
+                        return false;
+                    }
+                    self.sleep(tick);
+                    self.idle_housekeeping();
+                    return self.spool_has_records();
                 }
             }
         }
@@ -359,50 +439,110 @@ impl Worker {
         self.shared.notify_progress();
     }
 
+    /// Counts what the peer has acknowledged as sent; gives the endpoint up
+    /// when written frames stay unacknowledged for the stall timeout.
+    fn poll_acks(&mut self) {
+        self.count_acks(true);
+    }
+
+    /// Counts acknowledgements; with `judge_stall`, a peer that acknowledged
+    /// nothing for the stall timeout is given up.
+    fn count_acks(&mut self, judge_stall: bool) {
+        if self.unacked.is_empty() {
+            return;
+        }
+        let Some((i, conn)) = self.conn.as_ref() else {
+            return;
+        };
+        let i = *i;
+        let Some(acked) = conn.acked() else {
+            return;
+        };
+        let mut n = 0u64;
+        while self.unacked.front().is_some_and(|(end, _)| *end <= acked) {
+            self.unacked.pop_front();
+            n += 1;
+        }
+        let c = &self.shared.counters;
+        if n > 0 {
+            if c.release(n) {
+                c.sent.fetch_add(n, Relaxed);
+                c.endpoints[i].sent.fetch_add(n, Relaxed);
+            }
+            self.ack_progress = Instant::now();
+            self.down_since = None;
+        } else if judge_stall && self.ack_progress.elapsed() >= self.cfg.transport.stall_timeout {
+            let e = TransportError::Stalled {
+                endpoint: self.cfg.endpoints[i].to_string(),
+                after: self.cfg.transport.stall_timeout,
+            };
+            self.shared.reporter.report(&e);
+            self.endpoint_stalled(i);
+        }
+    }
+
+    /// The endpoint stopped reading: leave it (its unacknowledged frames go
+    /// back to `pending`) and do not try it again before `failback_after`.
+    fn endpoint_stalled(&mut self, i: usize) {
+        let c = &self.shared.counters;
+        c.stalls.fetch_add(1, Relaxed);
+        c.endpoints[i].stalled.fetch_add(1, Relaxed);
+        c.endpoints[i].failed.fetch_add(1, Relaxed);
+        self.avoid_until[i] = Some(Instant::now() + self.cfg.failback_after);
+        self.down_since.get_or_insert_with(Instant::now);
+        self.close();
+    }
+
     /// Drops a connection the peer closed, returns to a preferred endpoint
-    /// when it is back, and connects when due (endpoints in order).
+    /// when it is back, and connects when due (endpoints in order, skipping
+    /// those that stalled lately).
     fn check_connection(&mut self) {
         // One cheap non-blocking peek per batch: frames written into a
         // connection the server already closed would be lost unnoticed.
         if self.conn.as_mut().is_some_and(|(_, c)| c.peer_closed()) {
-            self.disconnect();
+            self.close();
         }
         let now = Instant::now();
         if let Some((current, _)) = self.conn {
             if current > 0 && now.duration_since(self.last_failback) >= self.cfg.failback_after {
                 self.last_failback = now;
-                self.connect_first(current);
+                if let Some(better) = self.connect_first(current) {
+                    self.settle_before_switch();
+                    self.close();
+                    self.install(better);
+                }
             }
             return;
         }
         if now < self.next_attempt {
             return;
         }
-        if !self.connect_first(self.cfg.endpoints.len()) {
-            self.next_attempt = Instant::now() + self.backoff.next_delay();
-            self.down_since.get_or_insert(now);
+        let n = self.cfg.endpoints.len();
+        if let Some(c) = self.connect_first(n) {
+            self.install(c);
+            return;
         }
+        self.down_since.get_or_insert(now);
+        let earliest_allowed = self.avoid_until.iter().flatten().min().copied();
+        let every_one_avoided = self.avoid_until.iter().all(|a| a.is_some_and(|t| t > now));
+        self.next_attempt = match (every_one_avoided, earliest_allowed) {
+            (true, Some(t)) => t,
+            _ => Instant::now() + self.backoff.next_delay(),
+        };
     }
 
-    /// Tries the endpoints before `limit` in order; keeps the first that
-    /// opens. True on success.
-    fn connect_first(&mut self, limit: usize) -> bool {
+    /// Tries the endpoints before `limit` in order, skipping those that
+    /// stalled within `failback_after`; returns the first that opens.
+    fn connect_first(&mut self, limit: usize) -> Option<(usize, Connection)> {
+        let now = Instant::now();
         for i in 0..limit {
+            if self.avoid_until[i].is_some_and(|t| t > now) {
+                continue;
+            }
+            self.avoid_until[i] = None;
             let ep = &self.cfg.endpoints[i];
             match Connection::open(ep, &self.cfg.transport) {
-                Ok(c) => {
-                    let c_ = &self.shared.counters;
-                    if self.ever_connected {
-                        c_.reconnects.fetch_add(1, Relaxed);
-                    }
-                    self.ever_connected = true;
-                    self.conn = Some((i, c));
-                    c_.connected.store(true, Relaxed);
-                    c_.current.store(i, Relaxed);
-                    self.backoff.reset();
-                    self.last_failback = Instant::now();
-                    return true;
-                }
+                Ok(c) => return Some((i, c)),
                 Err(e) => {
                     self.shared.counters.endpoints[i]
                         .failed
@@ -411,11 +551,56 @@ impl Worker {
                 }
             }
         }
-        false
+        None
     }
 
-    fn disconnect(&mut self) {
-        self.conn = None;
+    fn install(&mut self, (i, c): (usize, Connection)) {
+        let counters = &self.shared.counters;
+        if self.ever_connected {
+            counters.reconnects.fetch_add(1, Relaxed);
+        }
+        self.ever_connected = true;
+        self.conn = Some((i, c));
+        counters.connected.store(true, Relaxed);
+        counters.current.store(i, Relaxed);
+        self.backoff.reset();
+        self.last_failback = Instant::now();
+    }
+
+    /// Before leaving a working connection, gives the peer a moment to
+    /// acknowledge what was written to it.
+    fn settle_before_switch(&mut self) {
+        let until = Instant::now() + SWITCH_ACK_WAIT;
+        while !self.unacked.is_empty() && Instant::now() < until {
+            self.poll_acks();
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Closes the connection. Frames the peer has not acknowledged go back to
+    /// the front of `pending`, to be sent again on the next connection; the
+    /// old connection is then reset, so a peer that stalled never receives
+    /// them later as well.
+    fn close(&mut self) {
+        self.count_acks(false);
+        if let Some((_, conn)) = self.conn.take() {
+            if self.unacked.is_empty() {
+                drop(conn);
+            } else {
+                conn.abort();
+            }
+        }
+        let n = self.unacked.len() as u64;
+        if n > 0 {
+            self.shared
+                .counters
+                .unacknowledged_resent
+                .fetch_add(n, Relaxed);
+            while let Some((_, f)) = self.unacked.pop_back() {
+                self.pending_bytes += f.len() + 1;
+                self.pending.push_front(f);
+            }
+        }
         self.shared.counters.connected.store(false, Relaxed);
         self.shared.counters.current.store(usize::MAX, Relaxed);
     }
@@ -432,59 +617,119 @@ impl Worker {
         }
     }
 
-    /// Moves the pending frames to the spool.
-    fn spool_pending(&mut self) {
+    /// Moves the pending frames to the spool. Frames the spool could not
+    /// store (disk full, I/O error) stay in `pending`. True when `pending`
+    /// is empty afterwards.
+    fn spool_pending(&mut self) -> bool {
         if self.pending.is_empty() {
-            return;
+            return true;
         }
-        self.shared
-            .spool_frames(self.pending.iter().map(Vec::as_slice));
-        self.pending.clear();
-        self.pending_bytes = 0;
+        let c = &self.shared.counters;
+        let n = self.pending.len() as u64;
+        if !c.release(n) {
+            // Reaped by the guard: already counted as dropped.
+            self.pending.clear();
+            self.pending_bytes = 0;
+            return true;
+        }
+        self.pending.make_contiguous();
+        let frames: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+        let Some(appended) = self.shared.spool_frames(&frames) else {
+            c.hold(n);
+            return false;
+        };
+        drop(frames);
+        let mut keep = VecDeque::new();
+        for (f, fate) in self.pending.drain(..).zip(appended.fates) {
+            if fate == Fate::Failed {
+                keep.push_back(f);
+            }
+        }
+        let kept = keep.len() as u64;
+        if kept > 0 && !c.hold(kept) {
+            c.dropped_shutdown.fetch_add(kept, Relaxed);
+            keep.clear();
+        }
+        self.pending_bytes = keep.iter().map(|f| f.len() + 1).sum();
+        self.pending = keep;
+        self.pending.is_empty()
     }
 
     /// Sends frames on the current connection and does the accounting.
-    /// Returns how many frames are done with.
-    fn send(&mut self, from_spool: bool) -> usize {
+    /// Frames written to a TCP/TLS connection wait in `unacked` for the
+    /// peer's acknowledgement; elsewhere a frame is done once written (UDP)
+    /// or answered (HTTP).
+    fn send(&mut self, from_spool: bool) {
         let Some((i, conn)) = self.conn.as_mut() else {
-            return 0;
+            return;
         };
         let i = *i;
         let ep = &self.cfg.endpoints[i];
+        let abort = &self.shared.shutdown;
+        let tracked = conn.tracks_acks();
         let out = if from_spool {
             conn.send(
                 ep,
                 &self.cfg.transport,
                 self.replay.iter().map(Vec::as_slice),
+                abort,
             )
         } else {
+            self.pending.make_contiguous();
             conn.send(
                 ep,
                 &self.cfg.transport,
                 self.pending.iter().map(Vec::as_slice),
+                abort,
             )
         };
         let c = &self.shared.counters;
-        let delivered = (out.done - out.rejected) as u64;
+        c.bytes_sent.fetch_add(out.bytes, Relaxed);
+        // Frames read from the spool and written leave the spool for the
+        // worker's hands until acknowledged (or, if the guard has given up on
+        // the worker meanwhile, are counted as dropped).
+        let mut reaped = false;
         if from_spool {
+            if tracked && !c.hold(out.done as u64) {
+                c.dropped_shutdown.fetch_add(out.done as u64, Relaxed);
+                reaped = true;
+            }
             if let Some(state) = &self.shared.spool {
                 let mut spool = match state.spool.lock() {
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
-                spool.consume(out.done);
+                let mut loss = Loss::default();
+                spool.consume(out.done, &mut loss);
                 c.spooled.store(spool.records, Relaxed);
                 c.spool_bytes.store(spool.bytes, Relaxed);
+                c.dropped_spool_corrupt.fetch_add(loss.corrupt, Relaxed);
             }
         }
-        c.sent.fetch_add(delivered, Relaxed);
-        c.endpoints[i].sent.fetch_add(delivered, Relaxed);
-        c.bytes_sent.fetch_add(out.bytes, Relaxed);
-        if delivered > 0 {
-            self.down_since = None;
+        let done: Vec<Vec<u8>> = if from_spool {
+            self.replay.drain(..out.done).collect()
+        } else {
+            let d: Vec<Vec<u8>> = self.pending.drain(..out.done).collect();
+            self.pending_bytes -= d.iter().map(|f| f.len() + 1).sum::<usize>();
+            d
+        };
+        if tracked && !reaped {
+            if self.unacked.is_empty() {
+                self.ack_progress = Instant::now();
+            }
+            self.unacked.extend(out.wire_ends.iter().copied().zip(done));
+        } else if !tracked {
+            let delivered = (out.done - out.rejected) as u64;
+            if from_spool || c.release(out.done as u64) {
+                c.sent.fetch_add(delivered, Relaxed);
+                c.endpoints[i].sent.fetch_add(delivered, Relaxed);
+                c.dropped_rejected.fetch_add(out.rejected as u64, Relaxed);
+            }
+            if delivered > 0 {
+                self.down_since = None;
+            }
         }
         if out.rejected > 0 {
-            c.dropped_rejected.fetch_add(out.rejected as u64, Relaxed);
             self.shared.reporter.report(&TransportError::Rejected {
                 endpoint: ep.to_string(),
                 status: out.reject_status,
@@ -492,31 +737,35 @@ impl Worker {
             });
         }
         if let Some(e) = out.error {
+            if !self.shared.shutdown.load(Relaxed) {
+                // (At shutdown the write was cut short on purpose.)
+                self.shared.reporter.report(&e);
+            }
+            if out.stalled {
+                self.endpoint_stalled(i);
+                return;
+            }
             c.endpoints[i].failed.fetch_add(1, Relaxed);
             if matches!(e, TransportError::HttpStatus { .. }) {
                 // The server is up but not taking messages: wait before retrying.
                 self.next_attempt = Instant::now() + self.backoff.next_delay();
                 self.down_since.get_or_insert_with(Instant::now);
             }
-            self.disconnect();
-            self.shared.reporter.report(&e);
+            self.close();
         }
-        out.done
     }
 
     /// Sends every pending frame as one batch. Frames done with leave
     /// `pending`; after a failure the rest stay and are re-sent whole on the
     /// next connection.
     fn write_pending(&mut self) {
-        let done = self.send(false);
-        let bytes: usize = self.pending.drain(..done).map(|f| f.len() + 1).sum();
-        self.pending_bytes -= bytes;
+        self.send(false);
         if self.conn.is_some() {
             self.send_drop_notice();
         }
     }
 
-    /// Sends one batch read from the spool; what was delivered is consumed.
+    /// Sends one batch read from the spool; what was written is consumed.
     fn replay_spool(&mut self) {
         let Some(state) = &self.shared.spool else {
             return;
@@ -550,57 +799,78 @@ impl Worker {
         self.replay.clear();
     }
 
-    /// After drops, one notice carrying the count follows the next delivered batch.
+    /// After drops, one notice carrying the counts by cause follows the next
+    /// delivered batch.
     fn send_drop_notice(&mut self) {
-        let dropped = self.shared.counters.dropped();
-        if dropped <= self.drops_reported {
+        let c = &self.shared.counters;
+        let now = c.drops_by_cause();
+        let delta = now.map(|(cause, n)| {
+            let k = DropCause::ALL.iter().position(|&x| x == cause).unwrap_or(0);
+            (cause, n.saturating_sub(self.notice_reported[k]))
+        });
+        if delta.iter().all(|(_, n)| *n == 0) {
             return;
         }
         let Some((i, conn)) = self.conn.as_mut() else {
             return;
         };
         let mut frame = Vec::with_capacity(512);
+        let total: u64 = now.iter().map(|(_, n)| n).sum();
         encode_drop_notice(
             &self.cfg.encode,
             &self.cfg.statics,
-            dropped - self.drops_reported,
-            dropped,
+            &delta,
+            total,
             &mut frame,
         );
         let ep = &self.cfg.endpoints[*i];
-        let out = conn.send(ep, &self.cfg.transport, std::iter::once(frame.as_slice()));
+        let out = conn.send(
+            ep,
+            &self.cfg.transport,
+            std::iter::once(frame.as_slice()),
+            &self.shared.shutdown,
+        );
         if out.done == 1 {
-            self.drops_reported = dropped;
-            let c = &self.shared.counters;
+            self.notice_reported = now.map(|(_, n)| n);
             c.notices_sent.fetch_add(1, Relaxed);
             c.bytes_sent.fetch_add(out.bytes, Relaxed);
         }
         if let Some(e) = out.error {
-            self.disconnect();
             self.shared.reporter.report(&e);
+            if out.stalled {
+                let i = *i;
+                self.endpoint_stalled(i);
+            } else {
+                self.close();
+            }
         }
     }
 
-    /// At shutdown: with a spool, whatever was not sent goes to it for the
-    /// next process; without, it is counted as dropped.
+    /// At shutdown: frames not acknowledged yet go back to `pending`; with a
+    /// spool, whatever was not sent goes to it for the next process (what the
+    /// disk refuses is counted as dropped, spool_io); without, it is counted
+    /// as dropped (shutdown). Either way stderr says how many, by cause.
     fn finish(&mut self) {
-        if self.shared.spool.is_some() {
-            while let Ok(f) = self.rx.try_recv() {
-                self.take(f);
-            }
-            self.spool_pending();
-            return;
-        }
-        let mut n = self.pending.len() as u64;
-        self.pending.clear();
+        self.close();
         while let Ok(f) = self.rx.try_recv() {
-            self.shared
-                .counters
-                .queued_bytes
-                .fetch_sub(f.len(), Relaxed);
-            n += 1;
+            self.take(f);
         }
-        self.shared.counters.dropped_shutdown.fetch_add(n, Relaxed);
+        let c = &self.shared.counters;
+        let n = self.pending.len() as u64;
+        if n > 0 && self.shared.spool.is_some() {
+            self.pending.make_contiguous();
+            if c.release(n) {
+                let frames: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+                if let Some(a) = self.shared.spool_frames(&frames) {
+                    c.dropped_spool_io.fetch_add(a.count(Fate::Failed), Relaxed);
+                }
+            }
+        } else if n > 0 && c.release(n) {
+            c.dropped_shutdown.fetch_add(n, Relaxed);
+        }
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.drop_reporter.report(&self.shared.counters, true);
     }
 }
 

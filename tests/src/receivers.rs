@@ -482,3 +482,97 @@ impl Drop for HttpReceiver {
         }
     }
 }
+
+/// A GELF TCP endpoint that accepts connections and never reads: Graylog
+/// applying backpressure (full journal, paused JVM) or a half-dead peer. Its
+/// receive buffer is kept small so that it stalls after a few KiB.
+/// [`drain`](Self::drain) reads at the end what the kernel accepted for it.
+pub struct StalledReceiver {
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<Mutex<Vec<TcpStream>>>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl StalledReceiver {
+    /// Starts on a free loopback port.
+    pub fn start() -> Self {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        // Inherited by accepted connections: the window stays small.
+        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        sock.bind(&addr.into()).expect("bind");
+        sock.listen(16).expect("listen");
+        let listener: std::net::TcpListener = sock.into();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, acc2) = (Arc::clone(&stop), Arc::clone(&accepted));
+        let accept = thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => acc2.lock().unwrap_or_else(|p| p.into_inner()).push(s),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            accepted,
+            accept: Some(accept),
+        }
+    }
+
+    /// The `tcp://127.0.0.1:PORT` endpoint string.
+    pub fn endpoint(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Stops accepting, then reads everything the kernel holds for every
+    /// connection and returns the whole frames it contains, checked with
+    /// Graylog's rules (a frame cut by a reset connection is not counted).
+    pub fn drain(mut self) -> Vec<graylog::Accepted> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        let mut out = Vec::new();
+        for mut s in self
+            .accepted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut data = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            for frame in data.split_inclusive(|&b| b == 0) {
+                if frame.last() == Some(&0) {
+                    if let Ok(m) = graylog::check(&frame[..frame.len() - 1]) {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -60,7 +60,7 @@ fn receiver_absent_at_start_then_appearing_gets_everything() {
     let rx = GelfReceiver::start_on(port).unwrap();
     guard.flush(Duration::from_secs(10)).unwrap();
     let s = guard.stats();
-    assert_eq!((s.emitted, s.sent, s.dropped), (1000, 1000, 0));
+    assert_eq!((s.emitted, s.sent, s.dropped), (1000, 1000, 0), "{s:?}");
     assert_eq!(rx.wait_for(1000, Duration::from_secs(5)), 1000);
     let r = rx.lock();
     assert_eq!(seqs(&r).len(), 1000);

@@ -132,7 +132,7 @@ fn events_arrive_typed_with_span_fields_and_nothing_dropped() {
     assert_eq!(field_str(m, "note"), Some("token [REDACTED] seen"));
     // Metadata.
     assert_eq!(field_str(m, "span"), Some("request:synthesize"));
-    assert_eq!(field_str(m, "target"), Some("gelf_layer"));
+    assert_eq!(field_str(m, "target"), Some("layer"));
     assert_eq!(field_str(m, "file"), Some(file!()));
     assert!(m.fields["line"].as_u64().unwrap() > 0);
     assert!(field_str(m, "module_path").is_some());
