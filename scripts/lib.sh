@@ -3,11 +3,68 @@
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run_dir=${TTS_RUN_DIR:-$root/run}
-# shellcheck disable=SC2034 # used by the scripts that source this file
-node_bin=${TTS_NODE_BIN:-$root/target/release/tts-node}
 
 pidfile_for() { echo "$run_dir/tts-node-$1.pid"; }
 logfile_for() { echo "$run_dir/tts-node-$1.log"; }
+
+# The directory cargo builds this workspace into, as cargo itself resolves it
+# (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, build.target-dir in
+# .cargo/config.toml, else target/).
+cargo_target_dir() {
+  (cd "$root" && cargo metadata --format-version 1 --no-deps) \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# cargo_build_executable NAME ARGS...: runs `cargo build ARGS...` in the
+# workspace (progress and diagnostics on stderr) and prints the path of the
+# executable NAME that cargo reports, wherever its target directory and
+# target triple put it.
+cargo_build_executable() {
+  local name=$1 json
+  shift
+  json=$(cd "$root" && cargo build --message-format=json-render-diagnostics "$@") || return 1
+  python3 -c '
+import json, sys
+name, exe = sys.argv[1], None
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == name and m.get("executable"):
+        exe = m["executable"]
+if not exe:
+    sys.exit(f"cargo reported no executable named {name}")
+print(exe)' "$name" <<<"$json"
+}
+
+# Builds the release node from this checkout (a no-op when it is up to date;
+# TTS_CARGO_FEATURES adds features) and prints the binary's path. Building
+# needs espeak-ng's library and headers: installed first when missing.
+build_node() {
+  local features=()
+  [ -n "${TTS_CARGO_FEATURES:-}" ] && features=(--features "$TTS_CARGO_FEATURES")
+  command -v cargo >/dev/null || {
+    echo "cargo is not installed: install Rust (rustup.rs), or set TTS_NODE_BIN to a built tts-node" >&2
+    return 1
+  }
+  if [ ! -f /usr/include/espeak-ng/speak_lib.h ]; then
+    "$root/scripts/install-deps.sh" --runtime >&2
+  fi
+  echo "building tts-node (cargo build --release -p tts-node${features[*]:+ ${features[*]}})..." >&2
+  cargo_build_executable tts-node --release -p tts-node "${features[@]}"
+}
+
+# The binary to run: TTS_NODE_BIN when set, else the release node built from
+# this checkout (see build_node), so a stale binary is never started.
+resolve_node_bin() {
+  if [ -n "${TTS_NODE_BIN:-}" ]; then
+    [ -x "$TTS_NODE_BIN" ] || { echo "TTS_NODE_BIN=$TTS_NODE_BIN is not an executable file" >&2; return 1; }
+    echo "$TTS_NODE_BIN"
+  else
+    build_node
+  fi
+}
 
 # True when PID is a live tts-node process started for PORT (checked through
 # /proc, so a reused PID of another program is never signalled).
