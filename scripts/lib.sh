@@ -6,6 +6,7 @@ run_dir=${TTS_RUN_DIR:-$root/run}
 
 pidfile_for() { echo "$run_dir/tts-node-$1.pid"; }
 logfile_for() { echo "$run_dir/tts-node-$1.log"; }
+lockfile_for() { echo "$run_dir/tts-node-$1.lock"; }
 
 # The directory cargo builds this workspace into, as cargo itself resolves it
 # (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, build.target-dir in
@@ -66,16 +67,52 @@ resolve_node_bin() {
   fi
 }
 
-# True when PID is a live tts-node process started for PORT (checked through
-# /proc, so a reused PID of another program is never signalled).
-is_our_node() {
-  local pid=$1 port=$2
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "tts-node" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--port $port "
+# Takes the lock of PORT (run/tts-node-PORT.lock) on file descriptor 9 and
+# holds it until the script exits or locks another port. Every start and stop
+# of a port runs under it, so two scripts never interleave on one port. The
+# lock files stay in the run directory: removing one while a script waits on
+# it would let a third script take a different lock.
+lock_port() {
+  local port=$1 lockfile
+  lockfile=$(lockfile_for "$port")
+  mkdir -p "$run_dir"
+  exec 9>>"$lockfile"
+  if ! flock -n 9; then
+    echo "port $port: waiting for another start or stop of this port to finish" >&2
+    flock 9
+  fi
 }
 
-# Stops the node recorded for PORT: SIGTERM, wait, then SIGKILL. Prints what it did.
+# True when a start or stop holds the lock of PORT right now. Tries a shared
+# lock, which only an exclusive holder refuses (two status checks do not see
+# each other as busy). Never creates the lock file.
+port_busy() {
+  local lockfile
+  lockfile=$(lockfile_for "$1")
+  [ -e "$lockfile" ] && ! flock -s -n "$lockfile" true
+}
+
+# True when PID is a live tts-node process started for PORT (checked through
+# /proc: its name, and `--port PORT` as two arguments of its command line), so
+# a reused PID of another program is never signalled.
+is_our_node() {
+  local pid=$1 port=$2
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "tts-node" ] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null \
+    | awk -v port="$port" 'prev == "--port" && $0 == port { found = 1 } { prev = $0 } END { exit !found }'
+}
+
+# Records PID for PORT; written whole (rename), so a reader never sees half a file.
+write_pidfile() {
+  local port=$1 pid=$2 pidfile
+  pidfile=$(pidfile_for "$port")
+  echo "$pid" >"$pidfile.tmp.$$"
+  mv -f "$pidfile.tmp.$$" "$pidfile"
+}
+
+# Stops the node recorded for PORT: SIGTERM, wait, then SIGKILL. Prints what
+# it did. Callers hold the port's lock (lock_port).
 stop_port() {
   local port=$1 pidfile pid waited=0 limit=${TTS_STOP_TIMEOUT_S:-30}
   pidfile=$(pidfile_for "$port")

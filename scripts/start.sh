@@ -10,11 +10,15 @@
 #
 # Settings: every tts-node environment variable (TTS_HOST, TTS_PORT, NODE_ID,
 # GELF_ENDPOINT, TTS_CACHE_DIR, TTS_VOICE, TTS_DEVICE, TTS_WORKERS, ...), plus
-# TTS_RUN_DIR (PID and log files, default run/), TTS_NODE_BIN (run this
+# TTS_RUN_DIR (PID, log and lock files, default run/), TTS_NODE_BIN (run this
 # binary instead of building), TTS_READY_TIMEOUT_S (default 180),
 # TTS_CARGO_FEATURES (e.g. hub). The build goes where cargo puts it
 # (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, .cargo/config.toml).
 # On a GPU host: scripts/build-cuda.sh, then TTS_NODE_BIN=dist/cuda/tts-node.
+#
+# Starts and stops of one port are serialised by run/tts-node-PORT.lock (held
+# from stopping the old node until the new one is ready): two starts at once
+# leave one node, recorded in the PID file. The build runs before the lock.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +44,7 @@ if [ ! -f "$cache/piper/$voice/$voice.onnx" ]; then
   fi
 fi
 
+lock_port "$port"
 stop_port "$port"
 connect_host=$host
 [ "$host" = "0.0.0.0" ] && connect_host=127.0.0.1
@@ -50,12 +55,13 @@ fi
 
 echo "starting $node_bin on $host:$port (log: $logfile)"
 export TTS_CACHE_DIR="$cache"
-setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 &
+# 9>&-: the node must not inherit the port's lock.
+setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 9>&- &
 pid=$!
-echo "$pid" >"$pidfile"
+write_pidfile "$port" "$pid"
 
 deadline=$((SECONDS + ready_timeout))
-until curl -fsS -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
+until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "tts-node exited during start; last lines of $logfile:" >&2
     tail -n 30 "$logfile" >&2
