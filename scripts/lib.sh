@@ -151,3 +151,23 @@ recorded_ports() {
 port_in_use() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
+
+# Prints what a failed start left in LOGFILE from byte OFFSET on (this start's
+# lines only; the log is appended to): the error lines first — the ERROR
+# event, a panic, and the process's `Error:` message with its causes, which a
+# backtrace (RUST_BACKTRACE=1) pushes out of the tail — then the last 30 lines.
+show_start_failure() {
+  local logfile=$1 offset=$2 errors
+  errors=$(tail -c +"$((offset + 1))" "$logfile" | awk '
+    /ERROR|error_code|panicked/ && events < 5 { print; events++; next }
+    /^Error:/ { block = 1; lines = 0 }
+    block && /^Stack backtrace:/ { block = 0 }
+    block && lines < 12 && NF { print; lines++ }')
+  if [ -n "$errors" ]; then
+    echo "error lines:"
+    echo "$errors"
+    echo "---"
+  fi
+  echo "last lines of $logfile:"
+  tail -c +"$((offset + 1))" "$logfile" | tail -n 30
+}

@@ -55,6 +55,8 @@ fi
 
 echo "starting $node_bin on $host:$port (log: $logfile)"
 export TTS_CACHE_DIR="$cache"
+touch "$logfile"
+log_offset=$(stat -c %s "$logfile")
 # 9>&-: the node must not inherit the port's lock.
 setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 9>&- &
 pid=$!
@@ -63,14 +65,14 @@ write_pidfile "$port" "$pid"
 deadline=$((SECONDS + ready_timeout))
 until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
-    echo "tts-node exited during start; last lines of $logfile:" >&2
-    tail -n 30 "$logfile" >&2
+    echo "tts-node exited during start." >&2
+    show_start_failure "$logfile" "$log_offset" >&2
     rm -f "$pidfile"
     exit 1
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "tts-node not ready after ${ready_timeout}s; last lines of $logfile:" >&2
-    tail -n 30 "$logfile" >&2
+    echo "tts-node not ready after ${ready_timeout}s." >&2
+    show_start_failure "$logfile" "$log_offset" >&2
     stop_port "$port" >&2
     exit 1
   fi
