@@ -25,13 +25,16 @@
 #      CUDA libraries they link (cudart, cublas, cublasLt, curand; about
 #      730 MB) into the output directory;
 #   5. checks what can be checked without a GPU, the stub standing in for the
-#      driver: both binaries load, `--device cuda` is refused with a clear
-#      error, and the CUDA build still speaks on the CPU.
+#      driver: both binaries load (with --no-bundle, from the toolkit's
+#      libraries), `--device cuda` is refused with a clear error, and the CUDA
+#      build still speaks on the CPU.
 #
 # On the GPU host: an NVIDIA driver of the 580 series or newer (CUDA 13.0).
 # Without --no-bundle nothing else is needed; with it, put a CUDA 13 lib
-# directory on LD_LIBRARY_PATH. Then, for example:
-#   dist/cuda/tts-node --device cuda --voice cache_hub/piper/en_US-joe-medium
+# directory on LD_LIBRARY_PATH. Then, for example (--voice is a voice name,
+# looked up under CACHE_DIR/piper/):
+#   dist/cuda/tts-node --device cuda --cache-dir cache_hub --voice en_US-joe-medium
+# or, under the scripts: TTS_NODE_BIN=dist/cuda/tts-node TTS_DEVICE=cuda scripts/start.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -165,7 +168,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
   ln -sf "$lib/stubs/libcuda.so" "$stub_run/libcuda.so.1"
   check_tmp=$(mktemp -d)
   trap 'rm -rf "$check_tmp"' EXIT
-  run_stub() { env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE LD_LIBRARY_PATH="$stub_run${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+  check_libs=$stub_run
+  # Unbundled binaries find CUDA's libraries through LD_LIBRARY_PATH on the
+  # GPU host; here, the toolkit's.
+  $bundle || check_libs=$check_libs:$lib
+  run_stub() { env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE LD_LIBRARY_PATH="$check_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   if run_stub "$out/tts-node" --device cuda --port "$port" >"$check_tmp/node.log" 2>&1 \
     || ! grep -q 'no usable CUDA GPU' "$check_tmp/node.log"; then
