@@ -11,7 +11,8 @@
 # What it does, every step idempotent:
 #   1. installs CUDA 13.0's compiler, headers and libraries from NVIDIA's wheels
 #      on PyPI (scripts/cuda-wheels.txt, pinned by sha256) into
-#      target/cuda-toolkit/nvidia/cu13;
+#      target/cuda-toolkit/nvidia/cu13 (target/ is cargo's target directory:
+#      CARGO_TARGET_DIR and the like move it);
 #   2. gives the linker what a machine without a driver lacks: unversioned
 #      library names, and a stub libcuda.so (SONAME libcuda.so.1) exporting the
 #      driver functions cudarc declares — every one returns
@@ -36,7 +37,8 @@
 #   dist/cuda/tts-node --device cuda --cache-dir cache_hub --voice en_US-joe-medium
 # or, under the scripts: TTS_NODE_BIN=dist/cuda/tts-node TTS_DEVICE=cuda scripts/start.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$root"
 
 out=$root/dist/cuda
@@ -52,7 +54,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-toolkit=$root/target/cuda-toolkit
+target=$(cargo_target_dir)
+toolkit=$target/cuda-toolkit
 cuda_home=$toolkit/nvidia/cu13
 wheels=$root/scripts/cuda-wheels.txt
 stamp=$toolkit/.installed-from
@@ -109,17 +112,17 @@ fi
 export CUDA_HOME=$cuda_home CUDA_PATH=$cuda_home # cudarc reads either, candle-kernels CUDA_PATH
 export PATH=$cuda_home/bin:$PATH
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-80}
-export CARGO_TARGET_DIR=$root/target/cuda
+export CARGO_TARGET_DIR=$target/cuda
 export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,-rpath,\$ORIGIN/lib"
 echo "== $(nvcc --version | tail -n 2 | head -n 1); PTX for compute_$CUDA_COMPUTE_CAP"
 echo "== cargo build --release -p tts-node --features cuda"
-cargo build --release --locked -p tts-node --features cuda
+node_exe=$(cargo_build_executable tts-node --release --locked -p tts-node --features cuda)
 echo "== cargo build --release -p models --features cuda --example synth"
-cargo build --release --locked -p models --features cuda --example synth
+synth_exe=$(cargo_build_executable synth --release --locked -p models --features cuda --example synth)
 
 # 4. The output directory.
 mkdir -p "$out"
-cp "$CARGO_TARGET_DIR/release/tts-node" "$CARGO_TARGET_DIR/release/examples/synth" "$out/"
+cp "$node_exe" "$synth_exe" "$out/"
 needed=$(readelf -d "$out/tts-node" | sed -nE 's/.*Shared library: \[(.*)\]/\1/p')
 echo "   tts-node needs: $(echo "$needed" | tr '\n' ' ')"
 if $bundle; then
