@@ -13,6 +13,7 @@ if ! [[ "$n" =~ ^[1-9][0-9]?$ ]]; then
 fi
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+cd "$root" # a relative TTS_NODE_BIN is relative to the checkout, as in start.sh
 TTS_NODE_BIN=$(resolve_node_bin)
 export TTS_NODE_BIN
 base=${TTS_PORT:-7860}
