@@ -11,7 +11,8 @@
 # What it does, every step idempotent:
 #   1. installs CUDA 13.0's compiler, headers and libraries from NVIDIA's wheels
 #      on PyPI (scripts/cuda-wheels.txt, pinned by sha256) into
-#      target/cuda-toolkit/nvidia/cu13;
+#      target/cuda-toolkit/nvidia/cu13 (target/ is cargo's target directory:
+#      CARGO_TARGET_DIR and the like move it);
 #   2. gives the linker what a machine without a driver lacks: unversioned
 #      library names, and a stub libcuda.so (SONAME libcuda.so.1) exporting the
 #      driver functions cudarc declares — every one returns
@@ -25,15 +26,19 @@
 #      CUDA libraries they link (cudart, cublas, cublasLt, curand; about
 #      730 MB) into the output directory;
 #   5. checks what can be checked without a GPU, the stub standing in for the
-#      driver: both binaries load, `--device cuda` is refused with a clear
-#      error, and the CUDA build still speaks on the CPU.
+#      driver: both binaries load (with --no-bundle, from the toolkit's
+#      libraries), `--device cuda` is refused with a clear error, and the CUDA
+#      build still speaks on the CPU.
 #
 # On the GPU host: an NVIDIA driver of the 580 series or newer (CUDA 13.0).
 # Without --no-bundle nothing else is needed; with it, put a CUDA 13 lib
-# directory on LD_LIBRARY_PATH. Then, for example:
-#   dist/cuda/tts-node --device cuda --voice cache_hub/piper/en_US-joe-medium
+# directory on LD_LIBRARY_PATH. Then, for example (--voice is a voice name,
+# looked up under CACHE_DIR/piper/):
+#   dist/cuda/tts-node --device cuda --cache-dir cache_hub --voice en_US-joe-medium
+# or, under the scripts: TTS_NODE_BIN=dist/cuda/tts-node TTS_DEVICE=cuda scripts/start.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$root"
 
 out=$root/dist/cuda
@@ -49,7 +54,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-toolkit=$root/target/cuda-toolkit
+target=$(cargo_target_dir)
+toolkit=$target/cuda-toolkit
 cuda_home=$toolkit/nvidia/cu13
 wheels=$root/scripts/cuda-wheels.txt
 stamp=$toolkit/.installed-from
@@ -106,17 +112,17 @@ fi
 export CUDA_HOME=$cuda_home CUDA_PATH=$cuda_home # cudarc reads either, candle-kernels CUDA_PATH
 export PATH=$cuda_home/bin:$PATH
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-80}
-export CARGO_TARGET_DIR=$root/target/cuda
+export CARGO_TARGET_DIR=$target/cuda
 export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,-rpath,\$ORIGIN/lib"
 echo "== $(nvcc --version | tail -n 2 | head -n 1); PTX for compute_$CUDA_COMPUTE_CAP"
 echo "== cargo build --release -p tts-node --features cuda"
-cargo build --release --locked -p tts-node --features cuda
+node_exe=$(cargo_build_executable tts-node --release --locked -p tts-node --features cuda)
 echo "== cargo build --release -p models --features cuda --example synth"
-cargo build --release --locked -p models --features cuda --example synth
+synth_exe=$(cargo_build_executable synth --release --locked -p models --features cuda --example synth)
 
 # 4. The output directory.
 mkdir -p "$out"
-cp "$CARGO_TARGET_DIR/release/tts-node" "$CARGO_TARGET_DIR/release/examples/synth" "$out/"
+cp "$node_exe" "$synth_exe" "$out/"
 needed=$(readelf -d "$out/tts-node" | sed -nE 's/.*Shared library: \[(.*)\]/\1/p')
 echo "   tts-node needs: $(echo "$needed" | tr '\n' ' ')"
 if $bundle; then
@@ -165,7 +171,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
   ln -sf "$lib/stubs/libcuda.so" "$stub_run/libcuda.so.1"
   check_tmp=$(mktemp -d)
   trap 'rm -rf "$check_tmp"' EXIT
-  run_stub() { env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE LD_LIBRARY_PATH="$stub_run${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+  check_libs=$stub_run
+  # Unbundled binaries find CUDA's libraries through LD_LIBRARY_PATH on the
+  # GPU host; here, the toolkit's.
+  $bundle || check_libs=$check_libs:$lib
+  run_stub() { env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE LD_LIBRARY_PATH="$check_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   if run_stub "$out/tts-node" --device cuda --port "$port" >"$check_tmp/node.log" 2>&1 \
     || ! grep -q 'no usable CUDA GPU' "$check_tmp/node.log"; then

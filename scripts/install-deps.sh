@@ -3,6 +3,8 @@
 # (idempotent, quick when everything is already there):
 #   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
 #   - curl (the node scripts), Debian's chromium (the web page test);
+#   - Debian's prometheus, for promtool (scripts/check-prometheus.sh checks
+#     deploy/prometheus/ with it);
 #   - playwright-core in tests/browser (drives chromium);
 #   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize
 #     (the upstream references of the voice's parity tests and benchmark) and
@@ -21,6 +23,7 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 if ! $runtime_only; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v promtool >/dev/null || need_apt+=(prometheus)
   command -v node >/dev/null || need_apt+=(nodejs npm)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi

@@ -3,22 +3,116 @@
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run_dir=${TTS_RUN_DIR:-$root/run}
-# shellcheck disable=SC2034 # used by the scripts that source this file
-node_bin=${TTS_NODE_BIN:-$root/target/release/tts-node}
 
 pidfile_for() { echo "$run_dir/tts-node-$1.pid"; }
 logfile_for() { echo "$run_dir/tts-node-$1.log"; }
+lockfile_for() { echo "$run_dir/tts-node-$1.lock"; }
 
-# True when PID is a live tts-node process started for PORT (checked through
-# /proc, so a reused PID of another program is never signalled).
-is_our_node() {
-  local pid=$1 port=$2
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "tts-node" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--port $port "
+# The directory cargo builds this workspace into, as cargo itself resolves it
+# (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, build.target-dir in
+# .cargo/config.toml, else target/).
+cargo_target_dir() {
+  (cd "$root" && cargo metadata --format-version 1 --no-deps) \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
-# Stops the node recorded for PORT: SIGTERM, wait, then SIGKILL. Prints what it did.
+# cargo_build_executable NAME ARGS...: runs `cargo build ARGS...` in the
+# workspace (progress and diagnostics on stderr) and prints the path of the
+# executable NAME that cargo reports, wherever its target directory and
+# target triple put it.
+cargo_build_executable() {
+  local name=$1 json
+  shift
+  json=$(cd "$root" && cargo build --message-format=json-render-diagnostics "$@") || return 1
+  python3 -c '
+import json, sys
+name, exe = sys.argv[1], None
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == name and m.get("executable"):
+        exe = m["executable"]
+if not exe:
+    sys.exit(f"cargo reported no executable named {name}")
+print(exe)' "$name" <<<"$json"
+}
+
+# Builds the release node from this checkout (a no-op when it is up to date;
+# TTS_CARGO_FEATURES adds features) and prints the binary's path. Building
+# needs espeak-ng's library and headers: installed first when missing.
+build_node() {
+  local features=()
+  [ -n "${TTS_CARGO_FEATURES:-}" ] && features=(--features "$TTS_CARGO_FEATURES")
+  command -v cargo >/dev/null || {
+    echo "cargo is not installed: install Rust (rustup.rs), or set TTS_NODE_BIN to a built tts-node" >&2
+    return 1
+  }
+  if [ ! -f /usr/include/espeak-ng/speak_lib.h ]; then
+    "$root/scripts/install-deps.sh" --runtime >&2
+  fi
+  echo "building tts-node (cargo build --release -p tts-node${features[*]:+ ${features[*]}})..." >&2
+  cargo_build_executable tts-node --release -p tts-node "${features[@]}"
+}
+
+# The binary to run: TTS_NODE_BIN when set, else the release node built from
+# this checkout (see build_node), so a stale binary is never started.
+resolve_node_bin() {
+  if [ -n "${TTS_NODE_BIN:-}" ]; then
+    [ -x "$TTS_NODE_BIN" ] || { echo "TTS_NODE_BIN=$TTS_NODE_BIN is not an executable file" >&2; return 1; }
+    echo "$TTS_NODE_BIN"
+  else
+    build_node
+  fi
+}
+
+# Takes the lock of PORT (run/tts-node-PORT.lock) on file descriptor 9 and
+# holds it until the script exits or locks another port. Every start and stop
+# of a port runs under it, so two scripts never interleave on one port. The
+# lock files stay in the run directory: removing one while a script waits on
+# it would let a third script take a different lock.
+lock_port() {
+  local port=$1 lockfile
+  lockfile=$(lockfile_for "$port")
+  mkdir -p "$run_dir"
+  exec 9>>"$lockfile"
+  if ! flock -n 9; then
+    echo "port $port: waiting for another start or stop of this port to finish" >&2
+    flock 9
+  fi
+}
+
+# True when a start or stop holds the lock of PORT right now. Tries a shared
+# lock, which only an exclusive holder refuses (two status checks do not see
+# each other as busy). Never creates the lock file.
+port_busy() {
+  local lockfile
+  lockfile=$(lockfile_for "$1")
+  [ -e "$lockfile" ] && ! flock -s -n "$lockfile" true
+}
+
+# True when PID is a live tts-node process started for PORT (checked through
+# /proc: its name, and `--port PORT` as two arguments of its command line), so
+# a reused PID of another program is never signalled.
+is_our_node() {
+  local pid=$1 port=$2
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "tts-node" ] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null \
+    | awk -v port="$port" 'prev == "--port" && $0 == port { found = 1 } { prev = $0 } END { exit !found }'
+}
+
+# Records PID for PORT; written whole (rename), so a reader never sees half a file.
+write_pidfile() {
+  local port=$1 pid=$2 pidfile
+  pidfile=$(pidfile_for "$port")
+  echo "$pid" >"$pidfile.tmp.$$"
+  mv -f "$pidfile.tmp.$$" "$pidfile"
+}
+
+# Stops the node recorded for PORT: SIGTERM, wait, then SIGKILL. Prints what
+# it did. Callers hold the port's lock (lock_port).
 stop_port() {
   local port=$1 pidfile pid waited=0 limit=${TTS_STOP_TIMEOUT_S:-30}
   pidfile=$(pidfile_for "$port")
@@ -56,4 +150,24 @@ recorded_ports() {
 # True when something accepts connections on HOST:PORT.
 port_in_use() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Prints what a failed start left in LOGFILE from byte OFFSET on (this start's
+# lines only; the log is appended to): the error lines first — the ERROR
+# event, a panic, and the process's `Error:` message with its causes, which a
+# backtrace (RUST_BACKTRACE=1) pushes out of the tail — then the last 30 lines.
+show_start_failure() {
+  local logfile=$1 offset=$2 errors
+  errors=$(tail -c +"$((offset + 1))" "$logfile" | awk '
+    /ERROR|error_code|panicked/ && events < 5 { print; events++; next }
+    /^Error:/ { block = 1; lines = 0 }
+    block && /^Stack backtrace:/ { block = 0 }
+    block && lines < 12 && NF { print; lines++ }')
+  if [ -n "$errors" ]; then
+    echo "error lines:"
+    echo "$errors"
+    echo "---"
+  fi
+  echo "last lines of $logfile:"
+  tail -c +"$((offset + 1))" "$logfile" | tail -n 30
 }

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Starts one TTS node in the background, idempotently: builds the release
-# binary if missing, fetches the default voice if missing, replaces a node
-# already recorded for the same port, and waits until it is ready.
+# binary from this checkout (every time: a no-op build takes about a second,
+# and a stale binary is never started), fetches the default voice if missing,
+# replaces a node already recorded for the same port, and waits until it is
+# ready.
 #
 #   scripts/start.sh                       # http://127.0.0.1:7860/
 #   TTS_PORT=7861 NODE_ID=tts-node-02 GELF_ENDPOINT=tcp://graylog:12201 scripts/start.sh
 #
 # Settings: every tts-node environment variable (TTS_HOST, TTS_PORT, NODE_ID,
 # GELF_ENDPOINT, TTS_CACHE_DIR, TTS_VOICE, TTS_DEVICE, TTS_WORKERS, ...), plus
-# TTS_RUN_DIR (PID and log files, default run/), TTS_NODE_BIN (binary),
-# TTS_READY_TIMEOUT_S (default 180), TTS_CARGO_FEATURES (e.g. hub).
+# TTS_RUN_DIR (PID, log and lock files, default run/), TTS_NODE_BIN (run this
+# binary instead of building), TTS_READY_TIMEOUT_S (default 180),
+# TTS_CARGO_FEATURES (e.g. hub). The build goes where cargo puts it
+# (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, .cargo/config.toml).
 # On a GPU host: scripts/build-cuda.sh, then TTS_NODE_BIN=dist/cuda/tts-node.
+#
+# Starts and stops of one port are serialised by run/tts-node-PORT.lock (held
+# from stopping the old node until the new one is ready): two starts at once
+# leave one node, recorded in the PID file. The build runs before the lock.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -25,14 +33,8 @@ mkdir -p "$run_dir"
 pidfile=$(pidfile_for "$port")
 logfile=$(logfile_for "$port")
 
-if [ ! -x "$node_bin" ]; then
-  # Building needs espeak-ng's library and headers (the text front end).
-  "$root/scripts/install-deps.sh" --runtime
-  echo "building tts-node (release)..."
-  features=()
-  [ -n "${TTS_CARGO_FEATURES:-}" ] && features=(--features "$TTS_CARGO_FEATURES")
-  cargo build --release -p tts-node "${features[@]}"
-fi
+command -v curl >/dev/null || "$root/scripts/install-deps.sh" --runtime
+node_bin=$(resolve_node_bin)
 if [ ! -f "$cache/piper/$voice/$voice.onnx" ]; then
   if [ "$voice" = "en_US-joe-medium" ]; then
     TTS_CACHE_DIR="$cache" "$root/scripts/fetch-models.sh"
@@ -42,6 +44,7 @@ if [ ! -f "$cache/piper/$voice/$voice.onnx" ]; then
   fi
 fi
 
+lock_port "$port"
 stop_port "$port"
 connect_host=$host
 [ "$host" = "0.0.0.0" ] && connect_host=127.0.0.1
@@ -50,23 +53,26 @@ if port_in_use "$connect_host" "$port"; then
   exit 1
 fi
 
-echo "starting tts-node on $host:$port (log: $logfile)"
+echo "starting $node_bin on $host:$port (log: $logfile)"
 export TTS_CACHE_DIR="$cache"
-setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 &
+touch "$logfile"
+log_offset=$(stat -c %s "$logfile")
+# 9>&-: the node must not inherit the port's lock.
+setsid "$node_bin" --host "$host" --port "$port" </dev/null >>"$logfile" 2>&1 9>&- &
 pid=$!
-echo "$pid" >"$pidfile"
+write_pidfile "$port" "$pid"
 
 deadline=$((SECONDS + ready_timeout))
-until curl -fsS -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
+until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
-    echo "tts-node exited during start; last lines of $logfile:" >&2
-    tail -n 30 "$logfile" >&2
+    echo "tts-node exited during start." >&2
+    show_start_failure "$logfile" "$log_offset" >&2
     rm -f "$pidfile"
     exit 1
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "tts-node not ready after ${ready_timeout}s; last lines of $logfile:" >&2
-    tail -n 30 "$logfile" >&2
+    echo "tts-node not ready after ${ready_timeout}s." >&2
+    show_start_failure "$logfile" "$log_offset" >&2
     stop_port "$port" >&2
     exit 1
   fi

@@ -2,6 +2,9 @@
 # Reports the node on one port (default TTS_PORT or 7860), or all recorded
 # nodes with --all: PID, whether it runs, and what /readyz says.
 # Exits 0 when every node asked about is running and ready.
+# It reads without taking the port's lock; while a start or stop holds it,
+# the port is reported as busy (and not ready), since the PID file may be
+# about to change.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -9,16 +12,17 @@ host=${TTS_HOST:-127.0.0.1}
 [ "$host" = "0.0.0.0" ] && host=127.0.0.1
 
 report() {
-  local port=$1 pid ready
+  local port=$1 pid ready busy=""
+  port_busy "$port" && busy=" (a start or stop of this port is in progress)"
   pid=$(cat "$(pidfile_for "$port")" 2>/dev/null || true)
   if ! is_our_node "$pid" "$port"; then
-    echo "port $port: not running"
+    echo "port $port: not running$busy"
     return 1
   fi
-  if ready=$(curl -fsS --max-time 5 "http://$host:$port/readyz" 2>/dev/null); then
+  if [ -z "$busy" ] && ready=$(curl -fsS --max-time 5 "http://$host:$port/readyz" 2>/dev/null); then
     echo "port $port: running, PID $pid, ready $ready"
   else
-    echo "port $port: running, PID $pid, not ready"
+    echo "port $port: running, PID $pid, not ready$busy"
     return 1
   fi
 }

@@ -15,9 +15,13 @@ if [ -x scripts/fetch-models.sh ]; then
 fi
 
 export CARGO_TERM_COLOR=never
-echo "== shellcheck scripts/*.sh .ci/run"
-.venv/bin/shellcheck -x scripts/*.sh .ci/run
+echo "== shellcheck scripts/*.sh .ci/run tests/scripts/*.sh"
+.venv/bin/shellcheck -x scripts/*.sh .ci/run tests/scripts/*.sh
+echo "== scripts/check-prometheus.sh (deploy/prometheus: config, rules, alert unit tests)"
+scripts/check-prometheus.sh
 echo "== cargo build --release -p tts-node (the binary the end-to-end tests start)"
 cargo build --release -p tts-node
+echo "== tests/scripts/start_scripts.sh (start/stop/status with real processes)"
+tests/scripts/start_scripts.sh
 echo "== cargo test --workspace (unit, integration, end-to-end and doc tests)"
 cargo test --workspace "$@"
