@@ -170,3 +170,44 @@ fn bad_spool_settings_fail_at_build() {
     assert!(err.contains("spool_max_bytes"), "{err}");
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn a_second_process_on_the_same_spool_directory_is_refused_at_start() {
+    let dir = spool_dir("two-writers");
+    let down = format!("tcp://127.0.0.1:{}", free_port());
+    let args = |count: &str, hold: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gelf-emit"));
+        c.args(["--endpoint", &down, "--count", count, "--hold-ms", hold])
+            .args(["--flush-ms", "200", "--spool-dir"])
+            .arg(&dir);
+        c
+    };
+    let mut first = args("1000", "3000")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the first process");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("spool.lock").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let second = args("10", "0").output().expect("run the second process");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "two writers on one spool directory"
+    );
+    assert!(
+        stderr.contains("is in use by another process"),
+        "the error says why: {stderr}"
+    );
+    assert!(first.wait().expect("first process").success());
+    // Once the first has exited, the directory is free again.
+    let third = args("10", "0").output().expect("run a third process");
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -516,7 +516,7 @@ fn sigterm_finishes_queued_requests_and_flushes_gelf() {
 /// the port), expecting it to fail at start.
 fn failed_start(rx: &GelfReceiver, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     node::require_node_prerequisites();
-    let out = std::process::Command::new(node::root().join("target/release/tts-node"))
+    let out = std::process::Command::new(node::node_bin())
         .args(args)
         .envs(env.iter().copied())
         .args(["--gelf", &rx.endpoint(), "--node-id", "node-start-fail"])
@@ -572,7 +572,7 @@ fn start_failures_are_told_apart_by_error_code() {
         "{stderr}"
     );
 
-    let failed = events_where(&rx, 3, |m| short_message(m).starts_with("node failed"));
+    let failed = events_where(&rx, 3, |m| short_message(m).contains("node failed"));
     let codes: Vec<_> = failed
         .iter()
         .map(|m| field_str(m, "error_code").unwrap_or_default())
@@ -587,4 +587,154 @@ fn start_failures_are_told_apart_by_error_code() {
     }
     assert!(field_str(&failed[0], "solution").is_some_and(|s| s.contains("TTS_PORT")));
     assert!(rx.lock().dropped_fields.is_empty());
+}
+
+/// One sample of a scrape: `name{labels} value` (labels as written).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in the scrape:\n{text}"))
+}
+
+fn scrape(port: u16) -> String {
+    let r = http(port, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    String::from_utf8(r.body).expect("UTF-8 metrics")
+}
+
+/// The spool on a full disk, as an operator would meet it: Graylog down, a
+/// 1 MiB spool file system, 72,000 failing requests (one ERROR event of
+/// about 650 bytes each): the spool fills after about 1,600 events, the
+/// memory queue (65,536 events) holds what it can, and the rest is refused.
+/// What is refused is counted by cause in /metrics and on stderr;
+/// `spool_bytes` is what the files hold; once Graylog is back, nothing stays
+/// queued, `sent + dropped == emitted`, and Graylog holds exactly `sent`
+/// events.
+#[test]
+fn a_full_spool_disk_loses_nothing_uncounted() {
+    let _serial = node::serial();
+    let Some(fs) = e2e::mounts::Tmpfs::mount("node-spool", "1m") else {
+        return;
+    };
+    let gelf_port = node::free_port();
+    let env = vec![
+        ("GELF_ENDPOINT", format!("tcp://127.0.0.1:{gelf_port}")),
+        ("GELF_SPOOL_DIR", fs.path().display().to_string()),
+        ("NODE_ID", "node-full-disk".to_string()),
+    ];
+    let n = Node::start("full-spool-disk", &env);
+    let port = n.port;
+    let requests = 72_000usize;
+    let t = std::time::Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut bad = 0;
+                for _ in 0..requests / 8 {
+                    let r = post_json(port, "/api/tts", &json!({"text": "   "}), &[]);
+                    bad += usize::from(r.status != 400);
+                }
+                bad
+            })
+        })
+        .collect();
+    let unexpected: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(unexpected, 0, "every blank text gets 400");
+    eprintln!("{requests} requests in {:?}", t.elapsed());
+    // After spool_after (5 s) the memory queue goes to the spool, which
+    // fills; wait until the queue has settled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = f64::NAN;
+    let m = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let m = scrape(port);
+        let queued = metric(&m, "tts_gelf_queued");
+        let io = metric(&m, "tts_gelf_dropped_total{cause=\"spool_io\"}");
+        if (io > 0.0 && queued == last) || std::time::Instant::now() > deadline {
+            break m;
+        }
+        last = queued;
+    };
+    let spool_bytes = metric(&m, "tts_gelf_spool_bytes") as u64;
+    assert_eq!(
+        spool_bytes,
+        fs.file_bytes(".spool"),
+        "spool_bytes is what the files hold"
+    );
+    assert!(spool_bytes <= 1024 * 1024);
+    let spool_io = metric(&m, "tts_gelf_dropped_total{cause=\"spool_io\"}");
+    assert!(spool_io > 0.0, "the full disk refused events");
+
+    let rx = GelfReceiver::start_on(gelf_port).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut m = scrape(port);
+    while metric(&m, "tts_gelf_queued") > 0.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        m = scrape(port);
+    }
+    assert_eq!(
+        metric(&m, "tts_gelf_queued"),
+        0.0,
+        "nothing stays queued:\n{m}"
+    );
+    let emitted = metric(&m, "tts_gelf_emitted_total");
+    let sent = metric(&m, "tts_gelf_sent_total");
+    let dropped: f64 = [
+        "queue_full",
+        "shutdown",
+        "rejected",
+        "spool_full",
+        "spool_corrupt",
+        "spool_io",
+    ]
+    .iter()
+    .map(|c| metric(&m, &format!("tts_gelf_dropped_total{{cause=\"{c}\"}}")))
+    .sum();
+    assert_eq!(sent + dropped, emitted, "every event sent or dropped:\n{m}");
+    assert_eq!(metric(&m, "tts_gelf_spool_bytes"), 0.0);
+    rx.wait_quiet(Duration::from_millis(500), Duration::from_secs(10));
+    let r = rx.lock();
+    let notices: Vec<_> = r
+        .accepted
+        .iter()
+        .filter(|a| a.fields.contains_key("gelf_dropped"))
+        .collect();
+    assert_eq!(
+        (r.accepted.len() - notices.len()) as f64,
+        sent,
+        "Graylog holds exactly the sent events"
+    );
+    let told: u64 = notices
+        .iter()
+        .filter_map(|a| {
+            a.fields
+                .get("gelf_dropped_spool_io")
+                .and_then(|v| v.as_u64())
+        })
+        .sum();
+    assert_eq!(
+        told as f64,
+        metric(&m, "tts_gelf_dropped_total{cause=\"spool_io\"}")
+    );
+    drop(r);
+    assert!(
+        n.log().contains("events dropped (spool_io)"),
+        "stderr says what was lost and why"
+    );
+    eprintln!(
+        "full spool disk: emitted={emitted} sent={sent} dropped={dropped} (spool_io {spool_io})"
+    );
+}
+
+/// A live scrape passes `promtool check metrics` (Prometheus's own linter).
+#[test]
+fn the_metrics_pass_promtool() {
+    let _serial = node::serial();
+    let rx = GelfReceiver::start();
+    let n = Node::start("promtool", &gelf_env(&rx, "node-promtool"));
+    post_json(n.port, "/api/tts", &json!({"text": ""}), &[]);
+    let url = format!("{}/metrics", n.url());
+    let out = script("check-prometheus.sh", &["--metrics", &url], &[]);
+    assert!(out.status.success(), "promtool check metrics failed");
 }

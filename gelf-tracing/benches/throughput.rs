@@ -263,7 +263,7 @@ fn run_raw_serde(n: u64) -> Outcome {
 }
 
 /// The node's rule file, as a realistic rule set.
-const NODE_RULES: &str = include_str!("../../tts-node/attribution.toml");
+const NODE_RULES: &str = include_str!("node_rules.toml");
 
 /// Caller cost of ERROR events with and without attribution rules, with and
 /// without an `error_code` (the keyword fallback scans the message then).

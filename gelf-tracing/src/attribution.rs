@@ -68,6 +68,7 @@ pub struct AttributionError {
 /// Severity of an attributed error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
     /// Needs someone now.
     Critical,

@@ -33,6 +33,7 @@ pub const GRAYLOG_HTTP_MAX_BODY: usize = 64 * 1024;
 /// # drop(b);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OverflowPolicy {
     /// Drop the new event and count it (the default): what is queued is
     /// delivered in order, the newest events are lost.
@@ -52,6 +53,7 @@ pub enum OverflowPolicy {
 /// # drop((v, n));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum FieldValue {
     /// A string.
     Str(String),

@@ -14,6 +14,7 @@ use crate::BuildError;
 /// # Ok::<(), gelf_tracing::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// NUL-delimited frames over TCP (Graylog's GELF TCP input).
     Tcp,

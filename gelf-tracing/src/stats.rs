@@ -85,6 +85,33 @@ pub struct Stats {
     pub endpoints: Vec<EndpointStats>,
 }
 
+impl Stats {
+    /// The drop figures by cause, for a metrics exporter: `queue_full`,
+    /// `shutdown`, `rejected`, `spool_full`, `spool_corrupt`, `spool_io`
+    /// (the `dropped_*` fields), always all six, in that order.
+    ///
+    /// ```
+    /// let (_layer, guard) = gelf_tracing::GelfLayer::builder()
+    ///     .endpoint("tcp://127.0.0.1:12201")?
+    ///     .build()?;
+    /// let s = guard.stats();
+    /// let by_cause = s.dropped_by_cause();
+    /// assert_eq!(by_cause[0], ("queue_full", 0));
+    /// assert_eq!(by_cause.iter().map(|(_, n)| n).sum::<u64>(), s.dropped);
+    /// # Ok::<(), gelf_tracing::BuildError>(())
+    /// ```
+    pub fn dropped_by_cause(&self) -> [(&'static str, u64); 6] {
+        [
+            ("queue_full", self.dropped_queue_full),
+            ("shutdown", self.dropped_shutdown),
+            ("rejected", self.dropped_rejected),
+            ("spool_full", self.dropped_spool_full),
+            ("spool_corrupt", self.dropped_spool_corrupt),
+            ("spool_io", self.dropped_spool_io),
+        ]
+    }
+}
+
 /// Delivery figures of one endpoint of the list.
 ///
 /// ```

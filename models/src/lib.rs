@@ -6,7 +6,7 @@
 //!
 //! let voice = Voice::load("cache_hub/piper/en_US-joe-medium".as_ref(), &candle_core::Device::Cpu)?;
 //! let audio = voice.synthesize("Hello there.", &SynthesisParams::from_voice(voice.info()))?;
-//! std::fs::write("hello.wav", audio.to_wav_i16())?;
+//! std::fs::write("hello.wav", audio.to_wav_i16()?)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -25,6 +25,9 @@ pub use voice::{Audio, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Writing a WAV file failed (more samples than a WAV file holds).
+    #[error("cannot write WAV: {0}")]
+    Wav(#[from] hound::Error),
     /// The voice directory or one of its files is missing.
     #[error("{0}")]
     Missing(String),

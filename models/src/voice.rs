@@ -174,7 +174,7 @@ impl Audio {
     }
 
     /// A 16-bit WAV file, peak-normalised as Piper does.
-    pub fn to_wav_i16(&self) -> Vec<u8> {
+    pub fn to_wav_i16(&self) -> Result<Vec<u8>, crate::Error> {
         crate::wav::wav_i16(&self.samples, self.sample_rate)
     }
 }

@@ -1,4 +1,5 @@
-//! 16-bit PCM encodings of f32 audio, peak-normalised as Piper does.
+//! 16-bit PCM encodings of f32 audio, peak-normalised as Piper does; WAV
+//! files are written with `hound`.
 
 /// Scales to 16 bits like Piper: the loudest sample reaches full scale
 /// (quiet output is amplified at most 100×); NaN and infinities become 0.
@@ -35,30 +36,32 @@ pub fn pcm_i16_le(samples: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-/// A 16-bit mono WAV file.
+/// A 16-bit mono WAV file (written by `hound`).
 ///
 /// ```
-/// let wav = models::wav::wav_i16(&[0.0, 0.5], 22050);
+/// let wav = models::wav::wav_i16(&[0.0, 0.5], 22050)?;
 /// assert_eq!(&wav[..4], b"RIFF");
 /// assert_eq!(wav.len(), 44 + 4);
+/// # Ok::<(), models::Error>(())
 /// ```
-pub fn wav_i16(samples: &[f32], sample_rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&sample_rate.to_le_bytes());
-    out.extend_from_slice(&(sample_rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    out.extend_from_slice(&pcm_i16_le(samples));
-    out
+pub fn wav_i16(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, crate::Error> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    let mut w = hound::WavWriter::new(&mut out, spec)?;
+    {
+        let mut w16 = w.get_i16_writer(samples.len() as u32);
+        for s in to_i16(samples) {
+            w16.write_sample(s);
+        }
+        w16.flush()?;
+    }
+    w.finalize()?;
+    Ok(out.into_inner())
 }
 
 #[cfg(test)]
@@ -67,7 +70,11 @@ mod tests {
 
     #[test]
     fn header_fields_and_normalisation() {
-        let wav = wav_i16(&[0.0, 0.5, -0.25, f32::NAN], 22050);
+        let wav = wav_i16(&[0.0, 0.5, -0.25, f32::NAN], 22050).unwrap();
+        let r = hound::WavReader::new(std::io::Cursor::new(&wav)).unwrap();
+        assert_eq!(r.spec().channels, 1);
+        let read: Vec<i16> = r.into_samples().map(Result::unwrap).collect();
+        assert_eq!(read, vec![0, 32767, -16383, 0]);
         assert_eq!(&wav[8..16], b"WAVEfmt ");
         assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 22050);
         assert_eq!(u32::from_le_bytes(wav[40..44].try_into().unwrap()), 8);

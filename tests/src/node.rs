@@ -23,9 +23,25 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The release node binary in the target directory this test was built
+/// into (`CARGO_TARGET_DIR` or not: the test executable lives in
+/// `<target>/debug/deps/`); `TTS_NODE_BIN` overrides it.
+pub fn node_bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("TTS_NODE_BIN") {
+        return PathBuf::from(b);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root().join("target"));
+    target.join("release/tts-node")
+}
+
 /// Fails with a clear message when the release binary or the voice is missing.
 pub fn require_node_prerequisites() {
-    let bin = root().join("target/release/tts-node");
+    let bin = node_bin();
     assert!(
         bin.exists(),
         "{} is missing: run scripts/test.sh (it builds the release binary) or cargo build --release -p tts-node",
@@ -107,6 +123,9 @@ impl Node {
             ("TTS_PORT", port.to_string()),
             ("TTS_RUN_DIR", run_dir(test).display().to_string()),
             ("TTS_STOP_TIMEOUT_S", "30".to_string()),
+            // The binary scripts/test.sh built; start.sh would otherwise
+            // ask cargo on every start (tests/scripts covers that path).
+            ("TTS_NODE_BIN", node_bin().display().to_string()),
         ];
         env.extend(extra.iter().cloned());
         let out = script("start.sh", &[], &env);

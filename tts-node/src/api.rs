@@ -2,7 +2,7 @@
 //! JSON with a stable `error_code`, and one GELF event per synthesis request.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
@@ -16,7 +16,8 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::config::{valid_voice_name, Config};
-use crate::engine::{Engine, EngineError, Job, Synthesized};
+use crate::engine::{Engine, Job, Synthesized};
+use crate::errors::{Code, NodeError};
 use crate::metrics::{Gauges, Metrics};
 use crate::telemetry::GpuMonitor;
 use crate::voices::{LoadedVoice, Voices};
@@ -45,7 +46,9 @@ pub struct AppState {
 
 impl AppState {
     fn ready(&self) -> Result<&Ready, ApiError> {
-        self.ready.get().ok_or(ApiError::NotReady)
+        self.ready
+            .get()
+            .ok_or_else(|| NodeError::new(Code::NotReady, "the voice is still loading"))
     }
 }
 
@@ -72,128 +75,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 // ---------------------------------------------------------------- errors
 
-/// Every way a request can fail, each with its HTTP status and stable code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("text is empty")]
-    TextEmpty,
-    #[error("text has {chars} characters; the limit is {max}")]
-    TextTooLong { chars: usize, max: usize },
-    #[error("request body is over the size limit (--max-body-bytes)")]
-    BodyTooLarge,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    InvalidParameter(String),
-    #[error("response_format {0:?} is not supported (use wav or pcm)")]
-    UnsupportedFormat(String),
-    #[error("voice {0:?} is not served by this node")]
-    VoiceNotFound(String),
-    #[error("no route for this path")]
-    NotFound,
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
-    #[error("the voice is still loading")]
-    NotReady,
-    #[error("the synthesis queue is full ({0} waiting); retry shortly")]
-    QueueFull(usize),
-    #[error("synthesis did not finish within {0:?}")]
-    Timeout(Duration),
-    #[error("the node is shutting down")]
-    ShuttingDown,
-    #[error("GPU out of memory: {0}")]
-    CudaOom(String),
-    #[error("inference failed: {0}")]
-    ModelInfer(String),
-}
-
-/// Every `error_code` the node emits (each has a rule in attribution.toml).
-#[cfg(test)]
-pub const ERROR_CODES: [&str; 17] = [
-    "TEXT_EMPTY",
-    "TEXT_TOO_LONG",
-    "BODY_TOO_LARGE",
-    "BAD_REQUEST",
-    "INVALID_PARAMETER",
-    "UNSUPPORTED_FORMAT",
-    "VOICE_NOT_FOUND",
-    "NOT_FOUND",
-    "METHOD_NOT_ALLOWED",
-    "NOT_READY",
-    "QUEUE_FULL",
-    "TIMEOUT",
-    "SHUTTING_DOWN",
-    "CUDA_OOM",
-    "MODEL_INFER_FAIL",
-    "MODEL_LOAD_FAIL",
-    "LISTEN_FAIL",
-];
-
-/// Marks an error response so the middleware can count it by code.
-#[derive(Debug, Clone, Copy)]
-struct ErrorCode(&'static str);
-
-impl ApiError {
-    /// The stable `error_code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::TextEmpty => "TEXT_EMPTY",
-            Self::TextTooLong { .. } => "TEXT_TOO_LONG",
-            Self::BodyTooLarge => "BODY_TOO_LARGE",
-            Self::BadRequest(_) => "BAD_REQUEST",
-            Self::InvalidParameter(_) => "INVALID_PARAMETER",
-            Self::UnsupportedFormat(_) => "UNSUPPORTED_FORMAT",
-            Self::VoiceNotFound(_) => "VOICE_NOT_FOUND",
-            Self::NotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::NotReady => "NOT_READY",
-            Self::QueueFull(_) => "QUEUE_FULL",
-            Self::Timeout(_) => "TIMEOUT",
-            Self::ShuttingDown => "SHUTTING_DOWN",
-            Self::CudaOom(_) => "CUDA_OOM",
-            Self::ModelInfer(_) => "MODEL_INFER_FAIL",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::TextEmpty
-            | Self::BadRequest(_)
-            | Self::InvalidParameter(_)
-            | Self::UnsupportedFormat(_) => StatusCode::BAD_REQUEST,
-            Self::TextTooLong { .. } | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::VoiceNotFound(_) | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady | Self::QueueFull(_) | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::CudaOom(_) | Self::ModelInfer(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The part of the node the error comes from (`_component` in Graylog).
-    fn component(&self) -> &'static str {
-        match self {
-            Self::QueueFull(_) | Self::Timeout(_) | Self::ShuttingDown | Self::NotReady => "queue",
-            Self::CudaOom(_) => "gpu",
-            Self::ModelInfer(_) => "model_inference",
-            _ => "api",
-        }
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::QueueFull(n) => Self::QueueFull(n),
-            EngineError::Timeout(d) => Self::Timeout(d),
-            EngineError::ShuttingDown => Self::ShuttingDown,
-            EngineError::CudaOom(m) => Self::CudaOom(m),
-            EngineError::Inference(m) => Self::ModelInfer(m),
-        }
-    }
-}
+/// A failed request: its code (status, component, ... in
+/// [`crate::errors`]) and a message.
+pub type ApiError = NodeError;
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -203,50 +87,33 @@ struct ErrorBody<'a> {
 #[derive(Serialize)]
 struct ErrorDetail<'a> {
     code: &'a str,
-    message: String,
+    message: &'a str,
     request_id: String,
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for NodeError {
+    /// The JSON error body. The failure is logged by the middleware
+    /// ([`request_context`]), which finds it in the response's extensions.
     fn into_response(self) -> Response {
-        let status = self.status();
-        let code = self.code();
-        let message = self.to_string();
+        let spec = self.code.spec();
+        let status = spec
+            .http
+            .and_then(|h| StatusCode::from_u16(h).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        // The one event for a failed request (inside its span: node_id, request_id, …).
-        // A path that does not exist is no synthesis failure: a warning.
-        if matches!(self, Self::NotFound | Self::MethodNotAllowed) {
-            tracing::warn!(
-                error_code = code,
-                component = self.component(),
-                http_status = status.as_u16(),
-                "{code}: {message}"
-            );
-        } else {
-            tracing::error!(
-                error_code = code,
-                component = self.component(),
-                http_status = status.as_u16(),
-                error = %message,
-                "{code}: {message}"
-            );
-        }
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
-                message,
+                code: spec.code,
+                message: &self.message,
                 request_id,
             },
         };
         let mut resp = (status, Json(body)).into_response();
-        if matches!(
-            self,
-            Self::QueueFull(_) | Self::NotReady | Self::ShuttingDown
-        ) {
+        if spec.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        resp.extensions_mut().insert(ErrorCode(code));
+        resp.extensions_mut().insert(self);
         resp
     }
 }
@@ -264,10 +131,11 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::BodyTooLarge)
-            }
-            Err(rej) => Err(ApiError::BadRequest(rej.body_text())),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(NodeError::new(
+                Code::BodyTooLarge,
+                "request body is over the size limit (--max-body-bytes)",
+            )),
+            Err(rej) => Err(NodeError::new(Code::BadRequest, rej.body_text())),
         }
     }
 }
@@ -303,13 +171,15 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
         tracing::info_span!("http", request_id = %request_id, route = %route)
     };
     let mut resp = REQUEST_ID
-        .scope(request_id.clone(), next.run(req).instrument(span))
+        .scope(request_id.clone(), next.run(req).instrument(span.clone()))
         .await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    if let Some(ErrorCode(code)) = resp.extensions().get::<ErrorCode>().copied() {
-        state.metrics.error(code);
+    if let Some(err) = resp.extensions_mut().remove::<NodeError>() {
+        // The one event of a failed request, in its span.
+        span.in_scope(|| err.log());
+        state.metrics.error(err.code);
     }
     state.metrics.request(&route, resp.status().as_u16());
     resp
@@ -336,14 +206,15 @@ struct Checked {
 
 fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
-        return Err(ApiError::TextEmpty);
+        return Err(NodeError::new(Code::TextEmpty, "text is empty"));
     }
     let chars = text.chars().count();
-    if chars > state.cfg.max_text_chars {
-        return Err(ApiError::TextTooLong {
-            chars,
-            max: state.cfg.max_text_chars,
-        });
+    let max = state.cfg.max_text_chars;
+    if chars > max {
+        return Err(NodeError::new(
+            Code::TextTooLong,
+            format!("text has {chars} characters; the limit is {max}"),
+        ));
     }
     Ok(())
 }
@@ -351,19 +222,28 @@ fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
 fn find_voice(ready: &Ready, name: Option<&str>) -> Result<Arc<LoadedVoice>, ApiError> {
     if let Some(n) = name {
         if !valid_voice_name(n) {
-            return Err(ApiError::VoiceNotFound(n.chars().take(100).collect()));
+            return Err(voice_not_found(n));
         }
     }
     ready
         .voices
         .get(name)
         .cloned()
-        .ok_or_else(|| ApiError::VoiceNotFound(name.unwrap_or_default().to_owned()))
+        .ok_or_else(|| voice_not_found(name.unwrap_or_default()))
+}
+
+fn voice_not_found(name: &str) -> NodeError {
+    let shown: String = name.chars().take(100).collect();
+    NodeError::new(
+        Code::VoiceNotFound,
+        format!("voice {shown:?} is not served by this node"),
+    )
 }
 
 fn in_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
     match v {
-        Some(x) if !(x.is_finite() && x >= lo && x <= hi) => Err(ApiError::InvalidParameter(
+        Some(x) if !(x.is_finite() && x >= lo && x <= hi) => Err(NodeError::new(
+            Code::InvalidParameter,
             format!("{name} must be from {lo} to {hi}"),
         )),
         other => Ok(other),
@@ -388,8 +268,18 @@ async fn synthesize(state: &AppState, ready: &Ready, c: Checked) -> Result<Synth
     let rx = ready.engine.submit(job, timeout)?;
     let out = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(result)) => result?,
-        Ok(Err(_)) => return Err(ApiError::ShuttingDown),
-        Err(_) => return Err(ApiError::Timeout(timeout)),
+        Ok(Err(_)) => {
+            return Err(NodeError::new(
+                Code::ShuttingDown,
+                "the node is shutting down",
+            ))
+        }
+        Err(_) => {
+            return Err(NodeError::new(
+                Code::Timeout,
+                format!("synthesis did not finish within {timeout:?}"),
+            ))
+        }
     };
     let elapsed = started.elapsed();
     let audio_seconds = out.audio_seconds();
@@ -412,6 +302,11 @@ async fn synthesize(state: &AppState, ready: &Ready, c: Checked) -> Result<Synth
         .metrics
         .synthesis(elapsed.as_secs_f64(), audio_seconds);
     Ok(out)
+}
+
+fn wav_bytes(out: &Synthesized) -> Result<Vec<u8>, NodeError> {
+    models::wav::wav_i16(&out.samples, out.sample_rate)
+        .map_err(|e| NodeError::new(Code::ModelInferFail, e.to_string()))
 }
 
 fn audio_headers(out: &Synthesized, content_type: &'static str) -> HeaderMap {
@@ -460,9 +355,9 @@ async fn tts(
     body: ApiJson<TtsRequest>,
 ) -> Result<Response, ApiError> {
     let req = body.0;
+    check_text(&state, &req.text)?;
     let ready = state.ready()?;
     let voice = find_voice(ready, req.voice.as_deref())?;
-    check_text(&state, &req.text)?;
     let params = params_for(&voice, req.speed, req.noise_scale, req.noise_w, req.speaker)?;
     let out = synthesize(
         &state,
@@ -474,7 +369,7 @@ async fn tts(
         },
     )
     .await?;
-    let wav = models::wav::wav_i16(&out.samples, out.sample_rate);
+    let wav = wav_bytes(&out)?;
     Ok((audio_headers(&out, "audio/wav"), wav).into_response())
 }
 
@@ -498,11 +393,14 @@ fn params_for(
     }
     if let Some(s) = speaker {
         if s as usize >= info.num_speakers.max(1) {
-            return Err(ApiError::InvalidParameter(format!(
-                "speaker must be below {} for voice {}",
-                info.num_speakers.max(1),
-                voice.name
-            )));
+            return Err(NodeError::new(
+                Code::InvalidParameter,
+                format!(
+                    "speaker must be below {} for voice {}",
+                    info.num_speakers.max(1),
+                    voice.name
+                ),
+            ));
         }
         p.speaker = Some(s);
     }
@@ -531,19 +429,21 @@ async fn openai_speech(
     body: ApiJson<OpenAiSpeech>,
 ) -> Result<Response, ApiError> {
     let req = body.0;
-    let ready = state.ready()?;
     let format = req.response_format.as_deref().unwrap_or("wav");
     if format != "wav" && format != "pcm" {
-        return Err(ApiError::UnsupportedFormat(
-            format.chars().take(32).collect(),
+        let shown: String = format.chars().take(32).collect();
+        return Err(NodeError::new(
+            Code::UnsupportedFormat,
+            format!("response_format {shown:?} is not supported (use wav or pcm)"),
         ));
     }
+    check_text(&state, &req.input)?;
+    let ready = state.ready()?;
     let voice_name = req
         .voice
         .as_deref()
         .filter(|v| !OPENAI_VOICES.contains(&v.to_ascii_lowercase().as_str()));
     let voice = find_voice(ready, voice_name)?;
-    check_text(&state, &req.input)?;
     let params = params_for(&voice, req.speed, None, None, None)?;
     let out = synthesize(
         &state,
@@ -559,7 +459,7 @@ async fn openai_speech(
         let pcm = models::wav::pcm_i16_le(&out.samples);
         Ok((audio_headers(&out, "audio/pcm"), pcm).into_response())
     } else {
-        let wav = models::wav::wav_i16(&out.samples, out.sample_rate);
+        let wav = wav_bytes(&out)?;
         Ok((audio_headers(&out, "audio/wav"), wav).into_response())
     }
 }
@@ -678,56 +578,234 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         gelf: state.gelf.as_ref().map(gelf_tracing::GelfHandle::stats),
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&gauges),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(gauges),
     )
         .into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+async fn not_found() -> NodeError {
+    NodeError::new(Code::NotFound, "no route for this path")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed() -> NodeError {
+    NodeError::new(Code::MethodNotAllowed, "method not allowed on this path")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use clap::Parser;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
 
-    #[test]
-    fn every_error_has_a_listed_code_a_status_and_a_component() {
-        let all = [
-            ApiError::TextEmpty,
-            ApiError::TextTooLong { chars: 2, max: 1 },
-            ApiError::BodyTooLarge,
-            ApiError::BadRequest(String::new()),
-            ApiError::InvalidParameter(String::new()),
-            ApiError::UnsupportedFormat(String::new()),
-            ApiError::VoiceNotFound(String::new()),
-            ApiError::NotFound,
-            ApiError::MethodNotAllowed,
-            ApiError::NotReady,
-            ApiError::QueueFull(1),
-            ApiError::Timeout(Duration::from_secs(1)),
-            ApiError::ShuttingDown,
-            ApiError::CudaOom(String::new()),
-            ApiError::ModelInfer(String::new()),
-        ];
-        for e in &all {
-            assert!(ERROR_CODES.contains(&e.code()), "{}", e.code());
-            assert!(e.status().is_client_error() || e.status().is_server_error());
-            assert!(!e.component().is_empty());
+    /// A node without a voice (as before it is loaded), in process.
+    fn app(args: &[&str]) -> Router {
+        let mut argv = vec!["tts-node"];
+        argv.extend_from_slice(args);
+        let cfg = Config::parse_from(argv);
+        router(Arc::new(AppState {
+            cfg,
+            ready: OnceLock::new(),
+            metrics: Metrics::default(),
+            gelf: None,
+        }))
+    }
+
+    /// An event's level and fields, as text.
+    type Logged = (tracing::Level, BTreeMap<String, String>);
+
+    /// Events logged while handling requests.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<Logged>>>);
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl tracing::field::Visit for Fields<'_> {
+        fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+            self.0.insert(f.name().to_owned(), format!("{v:?}"));
         }
-        assert_eq!(
-            ApiError::QueueFull(1).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            ApiError::TextTooLong { chars: 2, max: 1 }.status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+            self.0.insert(f.name().to_owned(), v.to_owned());
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            e.record(&mut Fields(&mut fields));
+            if let Ok(mut v) = self.0.lock() {
+                v.push((*e.metadata().level(), fields));
+            }
+        }
+    }
+
+    impl Events {
+        fn with_code(&self, code: &str) -> Vec<Logged> {
+            let v = self.0.lock().map(|v| v.clone()).unwrap_or_default();
+            v.into_iter()
+                .filter(|(_, f)| f.get("error_code").map(String::as_str) == Some(code))
+                .collect()
+        }
+    }
+
+    struct Reply {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    }
+
+    impl Reply {
+        fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).expect("a JSON body")
+        }
+    }
+
+    async fn call(app: &Router, req: axum::http::Request<Body>) -> Reply {
+        let resp = app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body")
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn post(path: &str, body: &str) -> axum::http::Request<Body> {
+        axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .header("x-request-id", "test-req-1")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    }
+
+    fn get(path: &str) -> axum::http::Request<Body> {
+        axum::http::Request::get(path)
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_their_code_a_json_body_and_one_event() {
+        let events = Events::default();
+        let _d =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let app = app(&["--max-text-chars", "20", "--max-body-bytes", "1024"]);
+        let long = format!("{{\"text\": \"{}\"}}", "a".repeat(21));
+        let huge = format!("{{\"text\": \"{}\"}}", "a".repeat(2000));
+        let cases: Vec<(axum::http::Request<Body>, u16, &str)> = vec![
+            (post("/api/tts", r#"{"text": "   "}"#), 400, "TEXT_EMPTY"),
+            (post("/api/tts", &long), 413, "TEXT_TOO_LONG"),
+            (post("/api/tts", &huge), 413, "BODY_TOO_LARGE"),
+            (post("/api/tts", r#"{"text": 42}"#), 400, "BAD_REQUEST"),
+            (
+                post("/api/tts", r#"{"text": "hi", "colour": 1}"#),
+                400,
+                "BAD_REQUEST",
+            ),
+            (post("/api/tts", "{not json"), 400, "BAD_REQUEST"),
+            (
+                post(
+                    "/v1/audio/speech",
+                    r#"{"input": "hi", "response_format": "aiff"}"#,
+                ),
+                400,
+                "UNSUPPORTED_FORMAT",
+            ),
+            (post("/api/tts", r#"{"text": "Hello."}"#), 503, "NOT_READY"),
+            (get("/nowhere"), 404, "NOT_FOUND"),
+            (get("/api/tts"), 405, "METHOD_NOT_ALLOWED"),
+        ];
+        let mut seen = BTreeMap::new();
+        for (req, status, code) in cases {
+            let sent_id = req.headers().contains_key("x-request-id");
+            let r = call(&app, req).await;
+            assert_eq!(r.status.as_u16(), status, "{code}");
+            let j = r.json();
+            assert_eq!(j["error"]["code"], code);
+            assert!(!j["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty());
+            let id = r.headers["x-request-id"]
+                .to_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(j["error"]["request_id"], id.as_str(), "{code}");
+            if sent_id {
+                assert_eq!(id, "test-req-1", "the client's id is echoed");
+            } else {
+                assert_eq!(id.len(), 32, "a generated id");
+            }
+            let spec = Code::ALL
+                .iter()
+                .map(|c| c.spec())
+                .find(|s| s.code == code)
+                .expect("a code of the table");
+            assert_eq!(
+                r.headers.contains_key("retry-after"),
+                spec.retry_after,
+                "{code}"
+            );
+            let logged = events.with_code(code);
+            let before = *seen.get(code).unwrap_or(&0);
+            seen.insert(code, logged.len());
+            assert_eq!(logged.len(), before + 1, "one event for {code}: {logged:?}");
+            let (level, fields) = &logged[before];
+            let want = if spec.level == crate::errors::Level::Warn {
+                tracing::Level::WARN
+            } else {
+                tracing::Level::ERROR
+            };
+            assert_eq!(*level, want, "{code}");
+            assert_eq!(fields["component"], spec.component, "{code}");
+            assert_eq!(fields["http_status"], status.to_string(), "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_says_loading_before_the_voice_and_logs_nothing() {
+        let events = Events::default();
+        let _d =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let app = app(&[]);
+        let r = call(&app, get("/readyz")).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.json()["status"], "loading");
+        assert_eq!(r.headers["retry-after"], "1");
+        assert_eq!(call(&app, get("/healthz")).await.status, StatusCode::OK);
+        let logged = events.0.lock().map(|v| v.len()).unwrap_or(usize::MAX);
+        assert_eq!(logged, 0, "probes are no failed requests");
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_and_errors_by_code() {
+        let app = app(&[]);
+        for _ in 0..3 {
+            call(&app, post("/api/tts", r#"{"text": ""}"#)).await;
+        }
+        call(&app, get("/readyz")).await;
+        let r = call(&app, get("/metrics")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["content-type"], crate::metrics::CONTENT_TYPE);
+        let text = String::from_utf8(r.body).expect("UTF-8");
+        for want in [
+            "tts_errors_total{code=\"TEXT_EMPTY\"} 3",
+            "tts_errors_total{code=\"CUDA_OOM\"} 0",
+            "tts_requests_total{route=\"/api/tts\",status=\"400\"} 3",
+            "tts_requests_total{route=\"/readyz\",status=\"503\"} 1",
+            "tts_ready 0",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
     }
 
     #[test]

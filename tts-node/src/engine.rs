@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::errors::{Code, NodeError};
 use crate::segment::split_segments;
 use crate::voices::LoadedVoice;
 
@@ -38,26 +39,11 @@ impl Synthesized {
     }
 }
 
-/// Why a job did not produce audio.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("the synthesis queue is full ({0} waiting)")]
-    QueueFull(usize),
-    #[error("the request timed out after {0:?} waiting for a worker")]
-    Timeout(Duration),
-    #[error("the node is shutting down")]
-    ShuttingDown,
-    #[error("GPU out of memory: {0}")]
-    CudaOom(String),
-    #[error("inference failed: {0}")]
-    Inference(String),
-}
-
 struct Queued {
     job: Job,
     enqueued: Instant,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Synthesized, EngineError>>,
+    reply: oneshot::Sender<Result<Synthesized, NodeError>>,
 }
 
 struct Shared {
@@ -115,9 +101,9 @@ impl Engine {
         &self,
         job: Job,
         timeout: Duration,
-    ) -> Result<oneshot::Receiver<Result<Synthesized, EngineError>>, EngineError> {
+    ) -> Result<oneshot::Receiver<Result<Synthesized, NodeError>>, NodeError> {
         if self.shared.closing.load(Ordering::SeqCst) {
-            return Err(EngineError::ShuttingDown);
+            return Err(shutting_down());
         }
         let tx = &self.tx;
         let (reply, rx) = oneshot::channel();
@@ -133,11 +119,17 @@ impl Engine {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => {
                 self.shared.depth.fetch_sub(1, Ordering::SeqCst);
-                Err(EngineError::QueueFull(self.capacity))
+                Err(NodeError::new(
+                    Code::QueueFull,
+                    format!(
+                        "the synthesis queue is full ({} waiting); retry shortly",
+                        self.capacity
+                    ),
+                ))
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.shared.depth.fetch_sub(1, Ordering::SeqCst);
-                Err(EngineError::ShuttingDown)
+                Err(shutting_down())
             }
         }
     }
@@ -197,9 +189,15 @@ fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
         }
         let now = Instant::now();
         let result = if shared.abort.load(Ordering::SeqCst) {
-            Err(EngineError::ShuttingDown)
+            Err(shutting_down())
         } else if now >= q.deadline {
-            Err(EngineError::Timeout(now - q.enqueued))
+            Err(NodeError::new(
+                Code::Timeout,
+                format!(
+                    "the request timed out after {:?} waiting for a worker",
+                    now - q.enqueued
+                ),
+            ))
         } else {
             shared.busy.fetch_add(1, Ordering::SeqCst);
             let queue_wait = now - q.enqueued;
@@ -215,7 +213,7 @@ fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
 }
 
 /// Synthesises every segment and joins them with silence.
-fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, EngineError> {
+fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, NodeError> {
     let started = Instant::now();
     let segments = split_segments(&job.text, seg.max_chars);
     let sample_rate = job.voice.info().sample_rate;
@@ -224,7 +222,7 @@ fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, EngineError> {
     for (i, text) in segments.iter().enumerate() {
         // A panic inside the model must fail this request, not the worker.
         let audio = catch_unwind(AssertUnwindSafe(|| job.voice.synthesize(text, &job.params)))
-            .map_err(|p| EngineError::Inference(panic_message(&p)))?
+            .map_err(|p| NodeError::new(Code::ModelInferFail, panic_message(&p)))?
             .map_err(classify)?;
         if i > 0 {
             samples.resize(samples.len() + gap, 0.0);
@@ -241,7 +239,7 @@ fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, EngineError> {
 }
 
 /// Tells an out-of-memory failure on the GPU from other inference errors.
-fn classify(e: models::Error) -> EngineError {
+fn classify(e: models::Error) -> NodeError {
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
     // The driver says CUDA_ERROR_OUT_OF_MEMORY ("out of memory"); cuBLAS and
@@ -253,10 +251,14 @@ fn classify(e: models::Error) -> EngineError {
         "curand_status_allocation_failed",
     ];
     if OOM.iter().any(|m| lower.contains(m)) {
-        EngineError::CudaOom(msg)
+        NodeError::new(Code::CudaOom, format!("GPU out of memory: {msg}"))
     } else {
-        EngineError::Inference(msg)
+        NodeError::new(Code::ModelInferFail, format!("inference failed: {msg}"))
     }
+}
+
+fn shutting_down() -> NodeError {
+    NodeError::new(Code::ShuttingDown, "the node is shutting down")
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -284,17 +286,14 @@ mod tests {
             "cublas error: CUBLAS_STATUS_ALLOC_FAILED",
             "CURAND_STATUS_ALLOCATION_FAILED",
         ] {
-            assert!(
-                matches!(classify(candle_error(msg)), EngineError::CudaOom(_)),
-                "{msg}"
-            );
+            assert!(classify(candle_error(msg)).code == Code::CudaOom, "{msg}");
         }
         for msg in [
             "shape mismatch in matmul, lhs: [1, 2], rhs: [3, 4]",
             r#"DriverError(CUDA_ERROR_ILLEGAL_ADDRESS, "an illegal memory access was encountered")"#,
         ] {
             assert!(
-                matches!(classify(candle_error(msg)), EngineError::Inference(_)),
+                classify(candle_error(msg)).code == Code::ModelInferFail,
                 "{msg}"
             );
         }

@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod engine;
+mod errors;
 mod metrics;
 mod segment;
 mod telemetry;
@@ -42,6 +43,14 @@ struct ListenError {
 
 fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
+    if cfg.print_attribution_rules {
+        print!("{}", errors::attribution_toml());
+        return Ok(());
+    }
+    if cfg.print_error_table {
+        print!("{}", errors::markdown_table());
+        return Ok(());
+    }
     cfg.validate()?;
     let telemetry = telemetry::init(&cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,11 +62,11 @@ fn main() -> anyhow::Result<()> {
     let result = runtime.block_on(serve(cfg, gelf));
     if let Err(e) = &result {
         let code = if e.downcast_ref::<ListenError>().is_some() {
-            "LISTEN_FAIL"
+            errors::Code::ListenFail
         } else {
-            "MODEL_LOAD_FAIL"
+            errors::Code::ModelLoadFail
         };
-        tracing::error!(error_code = code, component = "startup", error = %format!("{e:#}"), "node failed: {e:#}");
+        errors::NodeError::new(code, format!("node failed: {e:#}")).log();
     }
     // Flushes queued GELF events (bounded by the layer's flush timeout).
     drop(telemetry);

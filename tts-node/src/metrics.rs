@@ -1,31 +1,51 @@
-//! Prometheus metrics in the text exposition format, kept by hand: a few
-//! counters and one histogram need no framework.
+//! Prometheus metrics with the Prometheus project's Rust client
+//! (`prometheus-client`), served in the Prometheus text format 0.0.4:
+//! counters and the latency histogram kept as requests happen, and the
+//! figures that live elsewhere (queue, GPU memory, GELF delivery) read at
+//! scrape time. Every error code and every GELF drop cause is exported from
+//! the start, at 0, so that `rate()` and `increase()` see the first one.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::errors::Code;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0,
 ];
 
-/// The node's counters.
-#[derive(Default)]
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+/// The node's counters and histogram.
 pub struct Metrics {
-    /// (route, HTTP status) → count.
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    /// error_code → count.
-    errors: Mutex<BTreeMap<&'static str, u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
-    audio_ms: AtomicU64,
-    synth_ok: AtomicU64,
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    errors: Family<CodeLabel, Counter>,
+    latency: Histogram,
+    audio_seconds: Counter<f64, AtomicU64>,
 }
 
 /// Figures read at scrape time from elsewhere in the node.
+#[derive(Debug)]
 pub struct Gauges {
     pub queue_depth: usize,
     pub queue_capacity: usize,
@@ -35,104 +55,224 @@ pub struct Gauges {
     pub gelf: Option<gelf_tracing::Stats>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteStatus, Counter>::default();
+        registry.register(
+            "tts_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let errors = Family::<CodeLabel, Counter>::default();
+        for c in Code::ALL {
+            let _ = errors.get_or_create(&CodeLabel { code: c.as_str() });
+        }
+        registry.register(
+            "tts_errors",
+            "Failed requests by error_code (every code of the node, from 0)",
+            errors.clone(),
+        );
+        let latency = Histogram::new(BUCKETS);
+        registry.register(
+            "tts_synthesis_seconds",
+            "Latency of successful syntheses (queue wait included)",
+            latency.clone(),
+        );
+        let audio_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "tts_audio_seconds",
+            "Seconds of audio produced",
+            audio_seconds.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            errors,
+            latency,
+            audio_seconds,
+        }
+    }
+}
+
 impl Metrics {
     /// Counts a finished HTTP request.
     pub fn request(&self, route: &str, status: u16) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route.to_owned(), status)).or_default() += 1;
-        }
+        self.requests
+            .get_or_create(&RouteStatus {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
     }
 
-    /// Counts an error response by its code.
-    pub fn error(&self, code: &'static str) {
-        if let Ok(mut m) = self.errors.lock() {
-            *m.entry(code).or_default() += 1;
-        }
+    /// Counts a failed request by its code.
+    pub fn error(&self, code: Code) {
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
 
     /// Records a successful synthesis: its latency and audio length.
     pub fn synthesis(&self, latency_s: f64, audio_s: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if latency_s <= *b {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add((latency_s * 1e6) as u64, Ordering::Relaxed);
-        self.audio_ms
-            .fetch_add((audio_s * 1e3) as u64, Ordering::Relaxed);
-        self.synth_ok.fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(latency_s);
+        self.audio_seconds.inc_by(audio_s);
     }
 
-    /// The exposition text.
-    pub fn render(&self, g: &Gauges) -> String {
-        let mut o = String::with_capacity(4096);
-        o.push_str("# HELP tts_requests_total HTTP requests by route and status.\n# TYPE tts_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for ((route, status), n) in m.iter() {
-                let _ = writeln!(
-                    o,
-                    "tts_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        o.push_str("# HELP tts_errors_total Error responses by error_code.\n# TYPE tts_errors_total counter\n");
-        if let Ok(m) = self.errors.lock() {
-            for (code, n) in m.iter() {
-                let _ = writeln!(o, "tts_errors_total{{code=\"{code}\"}} {n}");
-            }
-        }
-        o.push_str("# HELP tts_synthesis_seconds Latency of successful syntheses (queue wait included).\n# TYPE tts_synthesis_seconds histogram\n");
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let n = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(o, "tts_synthesis_seconds_bucket{{le=\"{b}\"}} {n}");
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(o, "tts_synthesis_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            o,
-            "tts_synthesis_seconds_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(o, "tts_synthesis_seconds_count {count}");
-        let _ = writeln!(o, "# HELP tts_audio_seconds_total Seconds of audio produced.\n# TYPE tts_audio_seconds_total counter\ntts_audio_seconds_total {}", self.audio_ms.load(Ordering::Relaxed) as f64 / 1e3);
-        let _ = writeln!(o, "# HELP tts_queue_depth Requests waiting for a worker.\n# TYPE tts_queue_depth gauge\ntts_queue_depth {}", g.queue_depth);
-        let _ = writeln!(o, "# HELP tts_queue_capacity Requests that may wait.\n# TYPE tts_queue_capacity gauge\ntts_queue_capacity {}", g.queue_capacity);
-        let _ = writeln!(o, "# HELP tts_busy_workers Workers synthesising now.\n# TYPE tts_busy_workers gauge\ntts_busy_workers {}", g.busy_workers);
-        let _ = writeln!(
-            o,
-            "# HELP tts_ready Whether the voice is loaded.\n# TYPE tts_ready gauge\ntts_ready {}",
-            u8::from(g.ready)
-        );
+    /// The exposition text: the kept metrics, then the live ones.
+    pub fn render(&self, g: Gauges) -> String {
+        let mut out = String::with_capacity(8192);
+        let mut live = Registry::default();
+        live.register_collector(Box::new(Live(g)));
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &live);
+        out
+    }
+}
+
+/// The scrape-time figures as metrics.
+#[derive(Debug)]
+struct Live(Gauges);
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: impl Into<f64>) -> std::fmt::Result {
+    let g = ConstGauge::new(v.into());
+    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    let m = e.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+/// A counter with one label, one sample per value.
+fn counters<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (l, v) in values {
+        let labels = [(label, l)];
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Live {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let g = &self.0;
+        gauge(
+            &mut e,
+            "tts_queue_depth",
+            "Requests waiting for a worker",
+            g.queue_depth as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tts_queue_capacity",
+            "Requests that may wait",
+            g.queue_capacity as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tts_busy_workers",
+            "Workers synthesising now",
+            g.busy_workers as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tts_ready",
+            "Whether the voice is loaded",
+            u8::from(g.ready),
+        )?;
         if let Some(gpu) = g.gpu {
-            let _ = writeln!(o, "# HELP tts_gpu_memory_used_bytes GPU memory in use (whole device).\n# TYPE tts_gpu_memory_used_bytes gauge\ntts_gpu_memory_used_bytes {}", (gpu.used_gb * 1073741824.0) as u64);
-            let _ = writeln!(o, "# HELP tts_gpu_memory_total_bytes GPU memory in all.\n# TYPE tts_gpu_memory_total_bytes gauge\ntts_gpu_memory_total_bytes {}", (gpu.total_gb * 1073741824.0) as u64);
+            let gib = 1024.0 * 1024.0 * 1024.0;
+            gauge(
+                &mut e,
+                "tts_gpu_memory_used_bytes",
+                "GPU memory in use (whole device)",
+                gpu.used_gb * gib,
+            )?;
+            gauge(
+                &mut e,
+                "tts_gpu_memory_total_bytes",
+                "GPU memory in all",
+                gpu.total_gb * gib,
+            )?;
         }
         if let Some(s) = &g.gelf {
-            let _ = writeln!(o, "# HELP tts_gelf_sent_total Log events delivered to GELF.\n# TYPE tts_gelf_sent_total counter\ntts_gelf_sent_total {}", s.sent);
-            let _ = writeln!(o, "# HELP tts_gelf_dropped_total Log events dropped (queue full, shutdown, refused, spool full or damaged).\n# TYPE tts_gelf_dropped_total counter\ntts_gelf_dropped_total {}", s.dropped);
-            let _ = writeln!(o, "# HELP tts_gelf_queued Log events waiting to be sent.\n# TYPE tts_gelf_queued gauge\ntts_gelf_queued {}", s.queued);
-            let _ = writeln!(o, "# HELP tts_gelf_connected Whether the GELF connection is up.\n# TYPE tts_gelf_connected gauge\ntts_gelf_connected {}", u8::from(s.connected));
-            let _ = writeln!(o, "# HELP tts_gelf_spool_bytes Bytes of log events in the GELF spool.\n# TYPE tts_gelf_spool_bytes gauge\ntts_gelf_spool_bytes {}", s.spool_bytes);
-            let _ = writeln!(o, "# HELP tts_gelf_endpoint_sent_total Log events delivered, per GELF endpoint.\n# TYPE tts_gelf_endpoint_sent_total counter");
-            for e in &s.endpoints {
-                let _ = writeln!(
-                    o,
-                    "tts_gelf_endpoint_sent_total{{endpoint=\"{}\"}} {}",
-                    e.endpoint, e.sent
-                );
-            }
-            let _ = writeln!(o, "# HELP tts_gelf_endpoint_failed_total Failed connections and writes, per GELF endpoint.\n# TYPE tts_gelf_endpoint_failed_total counter");
-            for e in &s.endpoints {
-                let _ = writeln!(
-                    o,
-                    "tts_gelf_endpoint_failed_total{{endpoint=\"{}\"}} {}",
-                    e.endpoint, e.failed
-                );
-            }
+            counter(&mut e, "tts_gelf_emitted", "Log events the GELF layer accepted (emitted + recovered = sent + dropped + queued)", s.emitted + s.recovered)?;
+            counter(
+                &mut e,
+                "tts_gelf_sent",
+                "Log events delivered to GELF (acknowledged over TCP)",
+                s.sent,
+            )?;
+            counters(
+                &mut e,
+                "tts_gelf_dropped",
+                "Log events dropped, by cause (queue_full, shutdown, rejected, spool_full, spool_corrupt, spool_io)",
+                "cause",
+                s.dropped_by_cause(),
+            )?;
+            gauge(
+                &mut e,
+                "tts_gelf_queued",
+                "Log events not yet sent nor dropped (memory and spool)",
+                s.queued as f64,
+            )?;
+            gauge(
+                &mut e,
+                "tts_gelf_connected",
+                "Whether the GELF connection is up",
+                u8::from(s.connected),
+            )?;
+            gauge(
+                &mut e,
+                "tts_gelf_spool_bytes",
+                "Bytes the GELF spool's files hold on disk",
+                s.spool_bytes as f64,
+            )?;
+            counter(
+                &mut e,
+                "tts_gelf_stalls",
+                "GELF endpoints given up because they stopped reading",
+                s.stalls,
+            )?;
+            counter(
+                &mut e,
+                "tts_gelf_unacknowledged_resent",
+                "Log events sent again because the endpoint they were written to was given up before acknowledging them",
+                s.unacknowledged_resent,
+            )?;
+            counters(
+                &mut e,
+                "tts_gelf_endpoint_sent",
+                "Log events delivered, per GELF endpoint",
+                "endpoint",
+                s.endpoints.iter().map(|x| (x.endpoint.as_str(), x.sent)),
+            )?;
+            counters(
+                &mut e,
+                "tts_gelf_endpoint_failed",
+                "Failed connections and writes, per GELF endpoint",
+                "endpoint",
+                s.endpoints.iter().map(|x| (x.endpoint.as_str(), x.failed)),
+            )?;
         }
-        o
+        Ok(())
     }
 }
 
@@ -140,31 +280,48 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_counters_and_a_cumulative_histogram() {
-        let m = Metrics::default();
-        m.request("/api/tts", 200);
-        m.request("/api/tts", 200);
-        m.request("/api/tts", 503);
-        m.error("QUEUE_FULL");
-        m.synthesis(0.3, 2.0);
-        m.synthesis(3.0, 4.5);
-        let text = m.render(&Gauges {
+    fn gauges() -> Gauges {
+        Gauges {
             queue_depth: 2,
             queue_capacity: 8,
             busy_workers: 1,
             ready: true,
             gpu: None,
             gelf: None,
-        });
-        assert!(text.contains("tts_requests_total{route=\"/api/tts\",status=\"200\"} 2"));
-        assert!(text.contains("tts_errors_total{code=\"QUEUE_FULL\"} 1"));
-        assert!(text.contains("tts_synthesis_seconds_bucket{le=\"0.25\"} 0"));
-        assert!(text.contains("tts_synthesis_seconds_bucket{le=\"0.5\"} 1"));
-        assert!(text.contains("tts_synthesis_seconds_bucket{le=\"4\"} 2"));
-        assert!(text.contains("tts_synthesis_seconds_count 2"));
-        assert!(text.contains("tts_audio_seconds_total 6.5"));
-        assert!(text.contains("tts_queue_depth 2"));
+        }
+    }
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.request("/api/tts", 200);
+        m.request("/api/tts", 200);
+        m.request("/api/tts", 503);
+        m.error(Code::QueueFull);
+        m.synthesis(0.3, 2.0);
+        m.synthesis(3.0, 4.5);
+        let text = m.render(gauges());
+        for want in [
+            "tts_requests_total{route=\"/api/tts\",status=\"200\"} 2",
+            "tts_errors_total{code=\"QUEUE_FULL\"} 1",
+            "tts_synthesis_seconds_bucket{le=\"0.25\"} 0",
+            "tts_synthesis_seconds_bucket{le=\"0.5\"} 1",
+            "tts_synthesis_seconds_bucket{le=\"4\"} 2",
+            "tts_synthesis_seconds_count 2",
+            "tts_audio_seconds_total 6.5",
+            "tts_queue_depth 2",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
         assert!(!text.contains("gpu"));
+    }
+
+    #[test]
+    fn every_error_code_is_exported_from_zero() {
+        let text = Metrics::default().render(gauges());
+        for c in Code::ALL {
+            let line = format!("tts_errors_total{{code=\"{}\"}} 0", c.as_str());
+            assert!(text.contains(&line), "{line}");
+        }
     }
 }

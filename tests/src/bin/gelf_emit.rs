@@ -4,6 +4,7 @@
 //! ```text
 //! gelf-emit --endpoint tcp://127.0.0.1:1 --count 100000 [--spool-dir DIR]
 //!           [--queue 1024] [--spool-after-ms 50] [--flush-ms 5000]
+//!           [--hold-ms 0]   # keep the layer (and its spool's lock) this long before exiting
 //! ```
 //!
 //! Prints one line of figures at the end:
@@ -21,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     let mut queue = 65_536usize;
     let mut spool_after = 50u64;
     let mut flush_ms = 5000u64;
+    let mut hold_ms = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -31,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             "--queue" => queue = value()?.parse().context("--queue")?,
             "--spool-after-ms" => spool_after = value()?.parse().context("--spool-after-ms")?,
             "--flush-ms" => flush_ms = value()?.parse().context("--flush-ms")?,
+            "--hold-ms" => hold_ms = value()?.parse().context("--hold-ms")?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     });
+    std::thread::sleep(Duration::from_millis(hold_ms));
     let handle = guard.handle();
     drop(guard);
     let s = handle.stats();
