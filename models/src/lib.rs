@@ -19,7 +19,10 @@ mod voice;
 pub mod wav;
 
 pub use phonemize::{Phonemizer, SentenceIds};
-pub use voice::{Audio, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo};
+pub use voice::{
+    Audio, Streamed, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES,
+    SPLIT_OVER_FRAMES,
+};
 
 /// Everything that can go wrong loading or running a voice.
 #[derive(Debug, thiserror::Error)]

@@ -1046,6 +1046,30 @@ pub struct Vits {
     device: Device,
 }
 
+/// Latent frames of context decoded on each side of a piece of a sentence.
+/// HiFi-GAN's receptive field, in latent frames, is about 14 for Piper's
+/// decoders (conv_pre ±3; per stage the transposed convolution ±1 and the
+/// resblocks' ±(k−1)/2·(1+3+5+3) output samples: 60 at 8× for k = 11, that
+/// is 7.5 frames); 32 leaves a margin for every Piper quality.
+pub const DECODER_CONTEXT: usize = 32;
+
+/// One sentence after the flow, ready for the decoder: `[1, channels,
+/// frames]`, and the speaker embedding when the voice has several.
+#[derive(Debug, Clone)]
+pub struct Latent {
+    z: Tensor,
+    g: Option<Tensor>,
+    frames: usize,
+}
+
+impl Latent {
+    /// Latent frames (the decoder turns each into
+    /// [`Vits::samples_per_frame`] samples).
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+}
+
 /// Noise and speed settings of one synthesis.
 #[derive(Debug, Clone, Copy)]
 pub struct Scales {
@@ -1087,8 +1111,22 @@ impl Vits {
 
     /// Audio samples (f32, about ±1) for one sentence's phoneme ids.
     pub fn infer(&self, ids: &[i64], scales: Scales, speaker: Option<u32>) -> Result<Vec<f32>> {
+        match self.latent(ids, scales, speaker)? {
+            Some(l) => self.decode(&l, 0, l.frames()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Everything before the decoder: text encoder, durations, alignment and
+    /// the flow in reverse. `None` for no ids.
+    pub fn latent(
+        &self,
+        ids: &[i64],
+        scales: Scales,
+        speaker: Option<u32>,
+    ) -> Result<Option<Latent>> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let n_symbols = self.enc.emb.dim(0)? as i64;
         let ids_u32: Vec<u32> = ids
@@ -1137,8 +1175,41 @@ impl Vits {
             z = flip_channels(&z)?;
             z = f.reverse(&z, g.as_ref())?;
         }
-        let audio = self.dec.forward(&z, g.as_ref())?;
-        Ok(audio.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+        Ok(Some(Latent { z, g, frames }))
+    }
+
+    /// Audio samples per latent frame (the decoder's total upsampling).
+    pub fn samples_per_frame(&self) -> usize {
+        self.dec.ups.iter().map(|u| u.stride).product()
+    }
+
+    /// Decodes latent frames `from..to` (clamped to the latent), with
+    /// [`DECODER_CONTEXT`] frames of context on each side where the latent
+    /// has them: the samples are those of the same frames in a decode of the
+    /// whole latent (the decoder is convolutional; the context covers its
+    /// receptive field), so a sentence can be decoded, and heard, piece by
+    /// piece.
+    pub fn decode(&self, latent: &Latent, from: usize, to: usize) -> Result<Vec<f32>> {
+        let to = to.min(latent.frames);
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let a = from.saturating_sub(DECODER_CONTEXT);
+        let b = (to + DECODER_CONTEXT).min(latent.frames);
+        let z = if a == 0 && b == latent.frames {
+            latent.z.clone()
+        } else {
+            latent.z.narrow(2, a, b - a)?
+        };
+        let audio = self.dec.forward(&z, latent.g.as_ref())?;
+        let spf = self.samples_per_frame();
+        let audio = audio.flatten_all()?;
+        let start = (from - a) * spf;
+        let len = ((to - from) * spf).min(audio.dim(0)?.saturating_sub(start));
+        Ok(audio
+            .narrow(0, start, len)?
+            .to_dtype(DType::F32)?
+            .to_vec1()?)
     }
 
     /// The device the network runs on.

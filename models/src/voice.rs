@@ -1,6 +1,7 @@
 //! The public voice API: load a Piper voice directory, synthesise text.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -179,6 +180,34 @@ impl Audio {
     }
 }
 
+/// The first piece of a long first sentence, in latent frames (about
+/// 0.28 s of audio at 22,050 Hz): what a listener waits for.
+pub const FIRST_PIECE_FRAMES: usize = 24;
+/// A first sentence longer than this (about 0.74 s) is decoded in two pieces.
+pub const SPLIT_OVER_FRAMES: usize = 64;
+
+/// Sentences whose peaks calibrate a voice's output gain (noise off).
+const CALIBRATION: &str = "Hello there, how can I help you today? \
+    The quick brown fox jumps over the lazy dog! \
+    Is it really ten past seven already?";
+/// Where the calibration sentences' loudest sample lands after the gain.
+const CALIBRATION_PEAK: f32 = 0.9;
+
+/// What [`Voice::synthesize_stream`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streamed {
+    /// Sentences synthesised (all of them unless stopped).
+    pub sentences: usize,
+    /// Pieces handed to the sink.
+    pub pieces: usize,
+    /// Samples handed to the sink.
+    pub samples: usize,
+    /// Phonemes the voice has no id for (skipped).
+    pub unknown_phonemes: usize,
+    /// The sink asked to stop before the end.
+    pub stopped: bool,
+}
+
 /// A Piper voice ready to speak.
 #[derive(Debug)]
 pub struct Voice {
@@ -274,8 +303,85 @@ impl Voice {
         })
     }
 
-    /// Speaks one sentence's phoneme ids (as `^ _ p1 _ … _ $`).
-    pub fn synthesize_ids(&self, ids: &[i64], params: &SynthesisParams) -> Result<Vec<f32>, Error> {
+    /// Speaks `text` piece by piece, handing each piece's samples to `sink`
+    /// as soon as it exists: sentence by sentence, and when `split_first`,
+    /// the first sentence (if longer than [`SPLIT_OVER_FRAMES`]) in two
+    /// pieces, the first [`FIRST_PIECE_FRAMES`] frames long. The decoder sees
+    /// enough context on each side of a cut that the samples are those of
+    /// decoding the sentence whole. `sink` returns `Break` to stop (a client
+    /// that went away): no further piece is synthesised.
+    ///
+    /// ```no_run
+    /// # use std::ops::ControlFlow;
+    /// # let voice = models::Voice::load("cache_hub/piper/en_US-joe-medium".as_ref(), &candle_core::Device::Cpu)?;
+    /// let params = models::SynthesisParams::from_voice(voice.info());
+    /// let mut audio = Vec::new();
+    /// voice.synthesize_stream("Hello. How are you?", &params, true, &mut |piece: &[f32]| {
+    ///     audio.extend_from_slice(piece);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// # Ok::<(), models::Error>(())
+    /// ```
+    pub fn synthesize_stream(
+        &self,
+        text: &str,
+        params: &SynthesisParams,
+        split_first: bool,
+        sink: &mut dyn FnMut(&[f32]) -> ControlFlow<()>,
+    ) -> Result<Streamed, Error> {
+        let mut out = Streamed::default();
+        let scales = self.scales(params)?;
+        for (i, sentence) in self.phonemizer.phonemize(text)?.iter().enumerate() {
+            let ids = self.phonemizer.to_ids(sentence);
+            out.unknown_phonemes += ids.unknown;
+            out.sentences += 1;
+            let Some(latent) = self.vits.latent(&ids.ids, scales, params.speaker)? else {
+                continue;
+            };
+            let n = latent.frames();
+            let cuts: &[usize] = if split_first && i == 0 && n > SPLIT_OVER_FRAMES {
+                &[0, FIRST_PIECE_FRAMES, usize::MAX]
+            } else {
+                &[0, usize::MAX]
+            };
+            for w in cuts.windows(2) {
+                let samples = self.vits.decode(&latent, w[0], w[1])?;
+                out.pieces += 1;
+                out.samples += samples.len();
+                if sink(&samples).is_break() {
+                    out.stopped = true;
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The gain that brings this voice's output to a steady loudness:
+    /// calibration sentences (noise off) peak at 0.9 of full scale. Unlike
+    /// a peak normalisation of each output, it needs no look-ahead, so
+    /// streamed and whole responses get the same samples, and loudness no
+    /// longer depends on the loudest moment of each text.
+    pub fn calibrated_gain(&self) -> Result<f32, Error> {
+        let quiet = SynthesisParams {
+            noise_scale: 0.0,
+            noise_w: 0.0,
+            ..SynthesisParams::from_voice(&self.info)
+        };
+        let audio = self.synthesize(CALIBRATION, &quiet)?;
+        let peak = audio
+            .samples
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f32, |m, x| m.max(x.abs()));
+        Ok(if peak > 1e-3 {
+            CALIBRATION_PEAK / peak
+        } else {
+            1.0
+        })
+    }
+
+    fn scales(&self, params: &SynthesisParams) -> Result<Scales, Error> {
         if let Some(s) = params.speaker {
             if s as usize >= self.info.num_speakers {
                 return Err(Error::Speaker {
@@ -284,11 +390,16 @@ impl Voice {
                 });
             }
         }
-        let scales = Scales {
+        Ok(Scales {
             noise_scale: params.noise_scale.max(0.0),
             length_scale: params.length_scale.max(0.01),
             noise_w: params.noise_w.max(0.0),
-        };
+        })
+    }
+
+    /// Speaks one sentence's phoneme ids (as `^ _ p1 _ … _ $`).
+    pub fn synthesize_ids(&self, ids: &[i64], params: &SynthesisParams) -> Result<Vec<f32>, Error> {
+        let scales = self.scales(params)?;
         self.vits.infer(ids, scales, params.speaker)
     }
 }

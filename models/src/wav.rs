@@ -24,6 +24,24 @@ pub fn to_i16(samples: &[f32]) -> Vec<i16> {
         .collect()
 }
 
+/// Scales by a fixed `gain` (see `Voice::calibrated_gain`) and clamps to 16
+/// bits; NaN and infinities become 0. Unlike [`to_i16`] it needs no look-ahead,
+/// so a stream and a whole response get the same samples.
+///
+/// ```
+/// assert_eq!(models::wav::to_i16_gain(&[0.5, -2.0], 1.5), vec![24575, -32768]);
+/// ```
+pub fn to_i16_gain(samples: &[f32], gain: f32) -> Vec<i16> {
+    let scale = 32767.0 * gain;
+    samples
+        .iter()
+        .map(|&x| {
+            let v = if x.is_finite() { x * scale } else { 0.0 };
+            v.clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
 /// Raw little-endian 16-bit mono PCM.
 ///
 /// ```

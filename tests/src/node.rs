@@ -305,6 +305,114 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A streamed response, as the client saw it arrive.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+    /// When each read of body bytes returned, from the request's sending, and how many bytes.
+    pub arrivals: Vec<(Duration, usize)>,
+    /// The final (zero-length) chunk arrived: the stream ended normally.
+    pub complete: bool,
+}
+
+impl Streamed {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// POSTs JSON and timestamps the body's arrival, read by read, over a real
+/// socket. `stop_after` bytes of body: close the connection there (a client
+/// that goes away).
+pub fn post_streamed(
+    port: u16,
+    path: &str,
+    body: &serde_json::Value,
+    stop_after: Option<usize>,
+) -> Streamed {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to node");
+    s.set_read_timeout(Some(Duration::from_secs(300))).ok();
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let t0 = std::time::Instant::now();
+    s.write_all(req.as_bytes()).expect("send request");
+    let mut raw = Vec::new();
+    let mut head_end = None;
+    let mut arrivals = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        raw.extend_from_slice(&buf[..n]);
+        if head_end.is_none() {
+            head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        }
+        if let Some(h) = head_end {
+            let body_bytes = raw.len() - h;
+            let before: usize = arrivals.iter().map(|(_, n)| n).sum();
+            if body_bytes > before {
+                arrivals.push((t0.elapsed(), body_bytes - before));
+            }
+            if stop_after.is_some_and(|stop| body_bytes >= stop) {
+                drop(s);
+                break;
+            }
+        }
+    }
+    let h =
+        head_end.unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let parsed = parse_response(&raw[..h]);
+    let chunked = parsed
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let (body, complete) = if chunked {
+        dechunk_checked(&raw[h..])
+    } else {
+        (raw[h..].to_vec(), true)
+    };
+    Streamed {
+        status: parsed.status,
+        headers: parsed.headers,
+        body,
+        arrivals,
+        complete,
+    }
+}
+
+/// De-chunks a body; true when its final zero-length chunk is there.
+fn dechunk_checked(mut b: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16) else {
+            return (out, false);
+        };
+        if size == 0 {
+            return (out, true);
+        }
+        let start = nl + 2;
+        if start + size > b.len() {
+            out.extend_from_slice(&b[start..]);
+            return (out, false);
+        }
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    (out, false)
+}
+
 /// POSTs JSON.
 pub fn post_json(
     port: u16,

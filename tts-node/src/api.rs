@@ -2,11 +2,10 @@
 //! JSON with a stable `error_code`, and one GELF event per synthesis request.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::audio::Format;
 use crate::config::{valid_voice_name, Config};
-use crate::engine::{Engine, Job, Synthesized};
+use crate::engine::{Engine, Job};
 use crate::errors::{Code, NodeError};
 use crate::metrics::{Gauges, Metrics};
+use crate::respond::{respond, Answer};
 use crate::telemetry::GpuMonitor;
 use crate::voices::{LoadedVoice, Voices};
 
@@ -45,7 +46,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn ready(&self) -> Result<&Ready, ApiError> {
+    pub fn ready(&self) -> Result<&Ready, ApiError> {
         self.ready
             .get()
             .ok_or_else(|| NodeError::new(Code::NotReady, "the voice is still loading"))
@@ -197,13 +198,6 @@ fn new_request_id() -> String {
 
 // ---------------------------------------------------------------- synthesis
 
-/// Checked synthesis parameters.
-struct Checked {
-    voice: Arc<LoadedVoice>,
-    text: String,
-    params: models::SynthesisParams,
-}
-
 fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(NodeError::new(Code::TextEmpty, "text is empty"));
@@ -250,91 +244,6 @@ fn in_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>,
     }
 }
 
-/// Runs a checked request through the queue, emits the completion event and
-/// counts it.
-async fn synthesize(state: &AppState, ready: &Ready, c: Checked) -> Result<Synthesized, ApiError> {
-    let started = Instant::now();
-    let span = tracing::Span::current();
-    let info = c.voice.info();
-    span.record("char_count", c.text.chars().count() as u64);
-    span.record("voice", c.voice.name.as_str());
-    span.record("model_version", info.model_version.as_str());
-    let job = Job {
-        voice: Arc::clone(&c.voice),
-        text: c.text,
-        params: c.params,
-    };
-    let timeout = state.cfg.request_timeout();
-    let rx = ready.engine.submit(job, timeout)?;
-    let out = match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(_)) => {
-            return Err(NodeError::new(
-                Code::ShuttingDown,
-                "the node is shutting down",
-            ))
-        }
-        Err(_) => {
-            return Err(NodeError::new(
-                Code::Timeout,
-                format!("synthesis did not finish within {timeout:?}"),
-            ))
-        }
-    };
-    let elapsed = started.elapsed();
-    let audio_seconds = out.audio_seconds();
-    let rtf = out.compute.as_secs_f64() / audio_seconds.max(1e-9);
-    let gpu = ready.gpu.as_ref().and_then(GpuMonitor::memory);
-    tracing::info!(
-        duration_ms = elapsed.as_millis() as u64,
-        queue_wait_ms = out.queue_wait.as_millis() as u64,
-        audio_seconds,
-        rtf,
-        segments = out.segments as u64,
-        sample_rate = u64::from(out.sample_rate),
-        device = ready.device.as_str(),
-        gpu_memory_used_gb = gpu.map(|g| g.used_gb),
-        gpu_memory_total_gb = gpu.map(|g| g.total_gb),
-        gpu_process_memory_gb = gpu.and_then(|g| g.process_gb),
-        "Audio generation completed"
-    );
-    state
-        .metrics
-        .synthesis(elapsed.as_secs_f64(), audio_seconds);
-    Ok(out)
-}
-
-fn wav_bytes(out: &Synthesized) -> Result<Vec<u8>, NodeError> {
-    models::wav::wav_i16(&out.samples, out.sample_rate)
-        .map_err(|e| NodeError::new(Code::ModelInferFail, e.to_string()))
-}
-
-fn audio_headers(out: &Synthesized, content_type: &'static str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let pairs = [
-        ("x-audio-seconds", format!("{:.3}", out.audio_seconds())),
-        ("x-synthesis-ms", out.compute.as_millis().to_string()),
-        ("x-queue-wait-ms", out.queue_wait.as_millis().to_string()),
-        (
-            "x-rtf",
-            format!(
-                "{:.4}",
-                out.compute.as_secs_f64() / out.audio_seconds().max(1e-9)
-            ),
-        ),
-        ("x-segments", out.segments.to_string()),
-        ("x-sample-rate", out.sample_rate.to_string()),
-    ];
-    for (k, v) in pairs {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    h
-}
-
 // ---------------------------------------------------------------- handlers
 
 /// `POST /api/tts` body.
@@ -348,6 +257,27 @@ pub struct TtsRequest {
     noise_scale: Option<f32>,
     noise_w: Option<f32>,
     speaker: Option<u32>,
+    /// wav (default), pcm, mp3, opus or flac.
+    format: Option<String>,
+    /// Send the audio as it is synthesised (chunked), default false.
+    stream: Option<bool>,
+}
+
+/// The format named in a request (`default` when none).
+fn format_of(name: Option<&str>, default: Format) -> Result<Format, ApiError> {
+    match name {
+        None => Ok(default),
+        Some(n) => Format::parse(n).ok_or_else(|| {
+            let shown: String = n.chars().take(32).collect();
+            NodeError::new(
+                Code::UnsupportedFormat,
+                format!(
+                    "format {shown:?} is not served; the node serves {}",
+                    Format::SERVED
+                ),
+            )
+        }),
+    }
 }
 
 async fn tts(
@@ -355,22 +285,21 @@ async fn tts(
     body: ApiJson<TtsRequest>,
 ) -> Result<Response, ApiError> {
     let req = body.0;
+    let format = format_of(req.format.as_deref(), Format::Wav)?;
     check_text(&state, &req.text)?;
     let ready = state.ready()?;
     let voice = find_voice(ready, req.voice.as_deref())?;
     let params = params_for(&voice, req.speed, req.noise_scale, req.noise_w, req.speaker)?;
-    let out = synthesize(
-        &state,
-        ready,
-        Checked {
-            voice,
-            text: req.text,
-            params,
-        },
-    )
-    .await?;
-    let wav = wav_bytes(&out)?;
-    Ok((audio_headers(&out, "audio/wav"), wav).into_response())
+    let job = Job {
+        voice,
+        text: req.text,
+        params,
+    };
+    let answer = Answer {
+        format,
+        streamed: req.stream.unwrap_or(false),
+    };
+    respond(Arc::clone(&state), job, answer).await
 }
 
 fn params_for(
@@ -407,15 +336,21 @@ fn params_for(
     Ok(p)
 }
 
-/// `POST /v1/audio/speech` body, as OpenAI's API defines it.
+/// `POST /v1/audio/speech` body, as OpenAI's API defines it (plus `stream`).
 #[derive(Debug, Deserialize)]
 pub struct OpenAiSpeech {
     #[allow(dead_code)]
     model: Option<String>,
     input: String,
     voice: Option<String>,
+    /// mp3 (OpenAI's default), opus, flac, wav or pcm; aac is not served.
     response_format: Option<String>,
     speed: Option<f32>,
+    /// Streamed by default, as OpenAI's API answers; false for a whole file.
+    stream: Option<bool>,
+    /// Extensions, as in `/api/tts` (0 and 0: the same audio every time).
+    noise_scale: Option<f32>,
+    noise_w: Option<f32>,
 }
 
 /// OpenAI's built-in voice names map to the node's default voice, so existing
@@ -429,14 +364,7 @@ async fn openai_speech(
     body: ApiJson<OpenAiSpeech>,
 ) -> Result<Response, ApiError> {
     let req = body.0;
-    let format = req.response_format.as_deref().unwrap_or("wav");
-    if format != "wav" && format != "pcm" {
-        let shown: String = format.chars().take(32).collect();
-        return Err(NodeError::new(
-            Code::UnsupportedFormat,
-            format!("response_format {shown:?} is not supported (use wav or pcm)"),
-        ));
-    }
+    let format = format_of(req.response_format.as_deref(), Format::Mp3)?;
     check_text(&state, &req.input)?;
     let ready = state.ready()?;
     let voice_name = req
@@ -444,24 +372,17 @@ async fn openai_speech(
         .as_deref()
         .filter(|v| !OPENAI_VOICES.contains(&v.to_ascii_lowercase().as_str()));
     let voice = find_voice(ready, voice_name)?;
-    let params = params_for(&voice, req.speed, None, None, None)?;
-    let out = synthesize(
-        &state,
-        ready,
-        Checked {
-            voice,
-            text: req.input,
-            params,
-        },
-    )
-    .await?;
-    if format == "pcm" {
-        let pcm = models::wav::pcm_i16_le(&out.samples);
-        Ok((audio_headers(&out, "audio/pcm"), pcm).into_response())
-    } else {
-        let wav = wav_bytes(&out)?;
-        Ok((audio_headers(&out, "audio/wav"), wav).into_response())
-    }
+    let params = params_for(&voice, req.speed, req.noise_scale, req.noise_w, None)?;
+    let job = Job {
+        voice,
+        text: req.input,
+        params,
+    };
+    let answer = Answer {
+        format,
+        streamed: req.stream.unwrap_or(true),
+    };
+    respond(Arc::clone(&state), job, answer).await
 }
 
 #[derive(Serialize)]
@@ -596,6 +517,7 @@ async fn method_not_allowed() -> NodeError {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::HeaderMap;
     use clap::Parser;
     use std::collections::BTreeMap;
     use std::sync::Mutex;

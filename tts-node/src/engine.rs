@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::ops::ControlFlow;
+
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use crate::errors::{Code, NodeError};
 use crate::segment::split_segments;
@@ -22,28 +24,40 @@ pub struct Job {
     pub params: models::SynthesisParams,
 }
 
-/// A finished synthesis.
+/// What a job sends back, in order: audio pieces (16-bit, the voice's gain
+/// applied) as they are synthesised, then `Done` or `Failed`.
 #[derive(Debug)]
-pub struct Synthesized {
-    pub samples: Vec<f32>,
+pub enum Event {
+    Audio(Vec<i16>),
+    Done(Summary),
+    Failed(NodeError),
+}
+
+/// A finished synthesis.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
     pub sample_rate: u32,
     pub segments: usize,
+    pub samples: usize,
     pub queue_wait: Duration,
     pub compute: Duration,
 }
 
-impl Synthesized {
+impl Summary {
     /// Seconds of audio.
     pub fn audio_seconds(&self) -> f64 {
-        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+        self.samples as f64 / f64::from(self.sample_rate.max(1))
     }
 }
+
+/// Pieces a job may have synthesised ahead of a slow client.
+const EVENTS_AHEAD: usize = 256;
 
 struct Queued {
     job: Job,
     enqueued: Instant,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Synthesized, NodeError>>,
+    events: mpsc::Sender<Event>,
 }
 
 struct Shared {
@@ -96,23 +110,20 @@ impl Engine {
         })
     }
 
-    /// Queues a job; never waits. The receiver gets the result, or an error.
-    pub fn submit(
-        &self,
-        job: Job,
-        timeout: Duration,
-    ) -> Result<oneshot::Receiver<Result<Synthesized, NodeError>>, NodeError> {
+    /// Queues a job; never waits. The receiver gets its [`Event`]s; dropping
+    /// it stops the synthesis within one piece.
+    pub fn submit(&self, job: Job, timeout: Duration) -> Result<mpsc::Receiver<Event>, NodeError> {
         if self.shared.closing.load(Ordering::SeqCst) {
             return Err(shutting_down());
         }
         let tx = &self.tx;
-        let (reply, rx) = oneshot::channel();
+        let (events, rx) = mpsc::channel(EVENTS_AHEAD);
         let now = Instant::now();
         let queued = Queued {
             job,
             enqueued: now,
             deadline: now + timeout,
-            reply,
+            events,
         };
         self.shared.depth.fetch_add(1, Ordering::SeqCst);
         match tx.try_send(queued) {
@@ -183,7 +194,7 @@ fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
             Err(RecvTimeoutError::Disconnected) => return,
         };
         shared.depth.fetch_sub(1, Ordering::SeqCst);
-        if q.reply.is_closed() {
+        if q.events.is_closed() {
             // The client went away or timed out: no one wants the audio.
             continue;
         }
@@ -200,42 +211,85 @@ fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
             ))
         } else {
             shared.busy.fetch_add(1, Ordering::SeqCst);
-            let queue_wait = now - q.enqueued;
-            let r = run(&q.job, seg).map(|mut s| {
-                s.queue_wait = queue_wait;
-                s
-            });
+            let r = run(&q, seg, &shared.abort);
             shared.busy.fetch_sub(1, Ordering::SeqCst);
             r
         };
-        let _ = q.reply.send(result);
+        let last = match result {
+            Ok(Some(summary)) => Event::Done(summary),
+            // The client is gone: nobody to tell.
+            Ok(None) => continue,
+            Err(e) => Event::Failed(e),
+        };
+        let _ = q.events.blocking_send(last);
     }
 }
 
-/// Synthesises every segment and joins them with silence.
-fn run(job: &Job, seg: Segmenting) -> Result<Synthesized, NodeError> {
+/// Synthesises every segment, piece by piece, with silence between
+/// segments, sending each piece as it is ready. `None` when the receiver
+/// went away (synthesis stops at the next piece).
+fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary>, NodeError> {
     let started = Instant::now();
+    let job = &q.job;
     let segments = split_segments(&job.text, seg.max_chars);
     let sample_rate = job.voice.info().sample_rate;
+    let gain = job.voice.gain();
     let gap = (u64::from(sample_rate) * u64::from(seg.silence_ms) / 1000) as usize;
-    let mut samples = Vec::new();
+    let mut samples = 0usize;
+    let mut gone = false;
+    let mut late = false;
     for (i, text) in segments.iter().enumerate() {
-        // A panic inside the model must fail this request, not the worker.
-        let audio = catch_unwind(AssertUnwindSafe(|| job.voice.synthesize(text, &job.params)))
-            .map_err(|p| NodeError::new(Code::ModelInferFail, panic_message(&p)))?
-            .map_err(classify)?;
         if i > 0 {
-            samples.resize(samples.len() + gap, 0.0);
+            samples += gap;
+            if q.events.blocking_send(Event::Audio(vec![0; gap])).is_err() {
+                return Ok(None);
+            }
         }
-        samples.extend_from_slice(&audio.samples);
+        let mut sink = |piece: &[f32]| {
+            if abort.load(Ordering::SeqCst) || Instant::now() > q.deadline {
+                late = true;
+                return ControlFlow::Break(());
+            }
+            let pcm = models::wav::to_i16_gain(piece, gain);
+            samples += pcm.len();
+            if q.events.blocking_send(Event::Audio(pcm)).is_err() {
+                gone = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        };
+        // A panic inside the model must fail this request, not the worker.
+        catch_unwind(AssertUnwindSafe(|| {
+            job.voice
+                .synthesize_stream(text, &job.params, i == 0, &mut sink)
+        }))
+        .map_err(|p| NodeError::new(Code::ModelInferFail, panic_message(&p)))?
+        .map_err(classify)?;
+        if gone {
+            return Ok(None);
+        }
+        if late {
+            return Err(if abort.load(Ordering::SeqCst) {
+                shutting_down()
+            } else {
+                NodeError::new(
+                    Code::Timeout,
+                    format!(
+                        "synthesis did not finish within {:?}",
+                        q.deadline - q.enqueued
+                    ),
+                )
+            });
+        }
     }
-    Ok(Synthesized {
-        samples,
+    let now = Instant::now();
+    Ok(Some(Summary {
         sample_rate,
         segments: segments.len(),
-        queue_wait: Duration::ZERO,
-        compute: started.elapsed(),
-    })
+        samples,
+        queue_wait: started - q.enqueued,
+        compute: now - started,
+    }))
 }
 
 /// Tells an out-of-memory failure on the GPU from other inference errors.

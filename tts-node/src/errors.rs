@@ -271,6 +271,30 @@ error_codes! {
         root_cause: "The voice model failed on this input.",
         solution: "Reproduce with the request's text (models/examples/synth) and report it with the request_id.",
     },
+    EncodeFail {
+        code: "ENCODE_FAIL",
+        http: Some(500),
+        retry_after: false,
+        level: Error,
+        component: "audio",
+        category: "internal",
+        severity: Major,
+        summary: "the audio encoder (mp3, opus, flac) failed: read `full_message`; other formats still work",
+        root_cause: "An audio encoder (LAME, libopus, flacenc) refused the synthesised samples.",
+        solution: "Ask for another response_format meanwhile, and report the request_id with the node's log.",
+    },
+    ClientClosed {
+        code: "CLIENT_CLOSED",
+        http: None,
+        retry_after: false,
+        level: Warn,
+        component: "api",
+        category: "client",
+        severity: Minor,
+        summary: "the client closed a streamed response before its end (WARN, with `audio_sent_seconds`): synthesis stopped, the worker is free",
+        root_cause: "The client went away during a streamed response (user stopped playback, timeout, network).",
+        solution: "Nothing on the node; if frequent, check client timeouts against the time the text takes.",
+    },
     ModelLoadFail {
         code: "MODEL_LOAD_FAIL",
         http: None,
@@ -346,6 +370,8 @@ const FALLBACKS: [Fallback; 3] = [
 pub struct NodeError {
     pub code: Code,
     pub message: String,
+    /// In a streamed response: seconds of audio and bytes already sent.
+    pub audio_sent: Option<(f64, u64)>,
 }
 
 impl NodeError {
@@ -353,7 +379,14 @@ impl NodeError {
         Self {
             code,
             message: message.into(),
+            audio_sent: None,
         }
+    }
+
+    /// Notes how much of a streamed response had been sent.
+    pub fn with_audio_sent(mut self, seconds: f64, bytes: u64) -> Self {
+        self.audio_sent = Some((seconds, bytes));
+        self
     }
 
     /// Logs the failure: the one event for it, inside the current span
@@ -364,17 +397,23 @@ impl NodeError {
         let code = spec.code;
         let message = &self.message;
         let http_status = spec.http.map(u64::from);
+        let audio_sent_seconds = self.audio_sent.map(|(s, _)| s);
+        let bytes_sent = self.audio_sent.map(|(_, b)| b);
         match spec.level {
             Level::Warn => tracing::warn!(
                 error_code = code,
                 component = spec.component,
                 http_status,
+                audio_sent_seconds,
+                bytes_sent,
                 "{code}: {message}"
             ),
             Level::Error => tracing::error!(
                 error_code = code,
                 component = spec.component,
                 http_status,
+                audio_sent_seconds,
+                bytes_sent,
                 error = %message,
                 "{code}: {message}"
             ),
@@ -452,7 +491,8 @@ pub fn markdown_table() -> String {
         let http = match (s.http, s.retry_after) {
             (Some(h), true) => format!("{h} + `Retry-After`"),
             (Some(h), false) => h.to_string(),
-            (None, _) => "exit 1".to_owned(),
+            (None, _) if s.component == "startup" => "exit 1".to_owned(),
+            (None, _) => "—".to_owned(),
         };
         let _ = writeln!(
             t,

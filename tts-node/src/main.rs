@@ -2,10 +2,12 @@
 //! the HTTP API, and logs one GELF event per request.
 
 mod api;
+mod audio;
 mod config;
 mod engine;
 mod errors;
 mod metrics;
+mod respond;
 mod segment;
 mod telemetry;
 mod voices;

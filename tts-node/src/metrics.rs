@@ -21,6 +21,9 @@ const BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0,
 ];
 
+/// Upper bounds of the time-to-first-audio histogram, in seconds.
+const FIRST_AUDIO_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0];
+
 /// The `Content-Type` of what [`Metrics::render`] returns.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -41,6 +44,7 @@ pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     errors: Family<CodeLabel, Counter>,
     latency: Histogram,
+    first_audio: Histogram,
     audio_seconds: Counter<f64, AtomicU64>,
 }
 
@@ -79,6 +83,12 @@ impl Default for Metrics {
             "Latency of successful syntheses (queue wait included)",
             latency.clone(),
         );
+        let first_audio = Histogram::new(FIRST_AUDIO_BUCKETS);
+        registry.register(
+            "tts_first_audio_seconds",
+            "Time from a request to its first audio byte (streamed and whole)",
+            first_audio.clone(),
+        );
         let audio_seconds = Counter::<f64, AtomicU64>::default();
         registry.register(
             "tts_audio_seconds",
@@ -90,6 +100,7 @@ impl Default for Metrics {
             requests,
             errors,
             latency,
+            first_audio,
             audio_seconds,
         }
     }
@@ -119,6 +130,11 @@ impl Metrics {
     pub fn synthesis(&self, latency_s: f64, audio_s: f64) {
         self.latency.observe(latency_s);
         self.audio_seconds.inc_by(audio_s);
+    }
+
+    /// Records the time to a request's first audio byte.
+    pub fn first_audio(&self, seconds: f64) {
+        self.first_audio.observe(seconds);
     }
 
     /// The exposition text: the kept metrics, then the live ones.

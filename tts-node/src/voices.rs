@@ -15,6 +15,9 @@ use crate::config::valid_voice_name;
 pub struct LoadedVoice {
     pub name: String,
     voice: models::Voice,
+    /// Fixed output gain (`models::Voice::calibrated_gain`), the same for
+    /// streamed and whole responses.
+    gain: f32,
 }
 
 impl LoadedVoice {
@@ -23,13 +26,22 @@ impl LoadedVoice {
         self.voice.info()
     }
 
-    /// Synthesises one segment.
-    pub fn synthesize(
+    /// Synthesises one segment piece by piece (see
+    /// `models::Voice::synthesize_stream`).
+    pub fn synthesize_stream(
         &self,
         text: &str,
         params: &models::SynthesisParams,
-    ) -> Result<models::Audio, models::Error> {
-        self.voice.synthesize(text, params)
+        split_first: bool,
+        sink: &mut dyn FnMut(&[f32]) -> std::ops::ControlFlow<()>,
+    ) -> Result<models::Streamed, models::Error> {
+        self.voice
+            .synthesize_stream(text, params, split_first, sink)
+    }
+
+    /// The voice's fixed output gain.
+    pub fn gain(&self) -> f32 {
+        self.gain
     }
 }
 
@@ -71,11 +83,17 @@ impl Voices {
             // Loading includes one phonemisation, so that missing espeak-ng
             // data or an espeak voice the library lacks stop the start, not
             // the first request.
-            let loaded = models::Voice::load(&dir, device)
-                .and_then(|voice| voice.phonemizer().phonemize("Ready.").map(|_| voice));
+            // The gain calibration synthesises a few sentences: it also
+            // proves the voice runs on this device.
+            let loaded = models::Voice::load(&dir, device).and_then(|voice| {
+                voice.phonemizer().phonemize("Ready.")?;
+                let gain = voice.calibrated_gain()?;
+                Ok((voice, gain))
+            });
             match loaded {
-                Ok(voice) => {
-                    map.insert(name.clone(), Arc::new(LoadedVoice { name, voice }));
+                Ok((voice, gain)) => {
+                    tracing::debug!(voice = %name, gain = f64::from(gain), "voice loaded");
+                    map.insert(name.clone(), Arc::new(LoadedVoice { name, voice, gain }));
                 }
                 Err(e) if name == default => {
                     return Err(e).with_context(|| {
