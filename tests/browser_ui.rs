@@ -1,5 +1,6 @@
 //! The web page in a real browser (Debian's headless Chromium, driven by
-//! playwright-core): type text, click Generate, get a playable WAV. The
+//! playwright-core): type text, click Generate, hear it while it streams,
+//! get a playable WAV. The
 //! screenshot is kept as a test artifact in target/e2e-artifacts/ui.png.
 
 use std::process::Command;
@@ -48,11 +49,26 @@ fn the_page_speaks_the_typed_text() {
         "the audio element plays it: {seen}"
     );
     let duration = seen["duration"].as_f64().unwrap_or(0.0);
-    assert!(duration > 1.0 && duration < 10.0, "duration {duration}");
+    assert!(duration > 5.0 && duration < 30.0, "duration {duration}");
     assert!(seen["meta"]
         .as_str()
         .unwrap_or_default()
         .contains("real-time factor"));
+    // Streamed: playback started before the response ended, and the page
+    // shows the time to the first audio.
+    let started = seen["playStartedMs"].as_f64().expect("playback started");
+    let done = seen["doneMs"].as_f64().expect("the response ended");
+    assert!(
+        started < done,
+        "playback at {started} ms, response done at {done} ms"
+    );
+    let sw = &seen["streamedWav"];
+    assert_eq!(sw["streamed"], "true");
+    assert!(sw["error"].is_null(), "Chromium plays a streamed WAV: {sw}");
+    let d = sw["duration"].as_f64().unwrap_or(0.0);
+    assert!(d > 1.0 && d < 10.0, "streamed WAV duration {d}");
+    let shown = seen["firstAudioShown"].as_str().unwrap_or_default();
+    assert!(shown.ends_with(" ms"), "first audio shown: {shown:?}");
     assert_eq!(seen["errorVisible"], false, "the earlier error is cleared");
     assert_eq!(
         seen["speakerVisible"], false,

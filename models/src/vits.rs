@@ -842,6 +842,11 @@ impl WaveNet {
         Ok(s)
     }
 
+    /// Frames on each side that one output frame depends on.
+    fn reach(&self) -> usize {
+        self.in_layers.iter().map(|c| c.padding).sum()
+    }
+
     fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
         let hdim = self.hidden;
         let g_all = match (&self.cond, g) {
@@ -1053,7 +1058,7 @@ pub struct Vits {
 /// is 7.5 frames); 32 leaves a margin for every Piper quality.
 pub const DECODER_CONTEXT: usize = 32;
 
-/// One sentence after the flow, ready for the decoder: `[1, channels,
+/// One sentence's sample of the prior, before the flow: `[1, channels,
 /// frames]`, and the speaker embedding when the voice has several.
 #[derive(Debug, Clone)]
 pub struct Latent {
@@ -1165,17 +1170,33 @@ impl Vits {
         let src = Tensor::from_vec(frame_src, frames, &self.device)?;
         let m = m_p.index_select(&src, 2)?;
         let logs = logs_p.index_select(&src, 2)?;
-        let mut z = if scales.noise_scale > 0.0 {
+        let z = if scales.noise_scale > 0.0 {
             let eps = Tensor::randn(0f32, 1f32, m.dims(), &self.device)?;
             (m + (eps * logs.exp()?)? * f64::from(scales.noise_scale))?
         } else {
             m
         };
+        Ok(Some(Latent { z, g, frames }))
+    }
+
+    /// The flow in reverse over frames `a..b` of the prior sample.
+    fn flow(&self, latent: &Latent, a: usize, b: usize) -> Result<Tensor> {
+        let mut z = if a == 0 && b == latent.frames {
+            latent.z.clone()
+        } else {
+            latent.z.narrow(2, a, b - a)?.contiguous()?
+        };
         for f in self.flows.iter().rev() {
             z = flip_channels(&z)?;
-            z = f.reverse(&z, g.as_ref())?;
+            z = f.reverse(&z, latent.g.as_ref())?;
         }
-        Ok(Some(Latent { z, g, frames }))
+        Ok(z)
+    }
+
+    /// Frames of context the flow needs on each side of a window: the sum of
+    /// its WaveNets' reaches, plus a margin.
+    fn flow_context(&self) -> usize {
+        self.flows.iter().map(|f| f.enc.reach()).sum::<usize>() + 8
     }
 
     /// Audio samples per latent frame (the decoder's total upsampling).
@@ -1183,23 +1204,27 @@ impl Vits {
         self.dec.ups.iter().map(|u| u.stride).product()
     }
 
-    /// Decodes latent frames `from..to` (clamped to the latent), with
-    /// [`DECODER_CONTEXT`] frames of context on each side where the latent
-    /// has them: the samples are those of the same frames in a decode of the
-    /// whole latent (the decoder is convolutional; the context covers its
-    /// receptive field), so a sentence can be decoded, and heard, piece by
+    /// The audio of latent frames `from..to` (clamped to the latent): the
+    /// flow and the decoder run on those frames plus enough context on each
+    /// side (where the latent has it) to cover their receptive fields, so the
+    /// samples are those of the same frames when the whole sentence is run
+    /// through them. A sentence can thus be synthesised, and heard, piece by
     /// piece.
     pub fn decode(&self, latent: &Latent, from: usize, to: usize) -> Result<Vec<f32>> {
         let to = to.min(latent.frames);
         if from >= to {
             return Ok(Vec::new());
         }
+        let reach = DECODER_CONTEXT + self.flow_context();
+        let fa = from.saturating_sub(reach);
+        let fb = (to + reach).min(latent.frames);
+        let z = self.flow(latent, fa, fb)?;
         let a = from.saturating_sub(DECODER_CONTEXT);
         let b = (to + DECODER_CONTEXT).min(latent.frames);
-        let z = if a == 0 && b == latent.frames {
-            latent.z.clone()
+        let z = if a == fa && b == fb {
+            z
         } else {
-            latent.z.narrow(2, a, b - a)?
+            z.narrow(2, a - fa, b - a)?.contiguous()?
         };
         let audio = self.dec.forward(&z, latent.g.as_ref())?;
         let spf = self.samples_per_frame();

@@ -1,7 +1,8 @@
 // Drives the node's web page in headless Chromium like a person would: types
 // text, clicks Generate, waits for the audio player, checks that it holds a
 // playable WAV, and saves a screenshot. Also checks that an error is shown
-// as a readable message.
+// as a readable message, and reports when playback of the stream started
+// and when the response ended (the page records both in window.__tts).
 //
 //   node tests/browser/ui.mjs http://127.0.0.1:7860/ OUT_DIR
 //
@@ -34,7 +35,9 @@ try {
   await page.waitForSelector("#error", { state: "visible", timeout: 10000 });
   const clientError = await page.textContent("#error");
 
-  await page.fill("#text", "Hello from the browser. This is the node speaking.");
+  await page.fill("#text", "Hello from the browser. This is the node speaking, sentence after sentence. " +
+    "The page plays each piece as it arrives, long before the last one is ready. " +
+    "It shows how long the first audio took, and offers the whole file at the end.");
   await page.click("#go");
   await page.waitForSelector("audio.player", { timeout: 180000 });
   const seen = await page.evaluate(async () => {
@@ -47,7 +50,12 @@ try {
     }
     const bytes = new Uint8Array(await (await fetch(a.src)).arrayBuffer());
     const dl = document.querySelector("a.dl");
+    const t = window.__tts || {};
     return {
+      firstAudioMs: t.firstAudioMs,
+      playStartedMs: t.playStartedMs,
+      doneMs: t.doneMs,
+      firstAudioShown: (document.querySelector(".first-audio") || {}).textContent || null,
       duration: a.duration,
       mediaError: a.error ? a.error.code : null,
       riff: String.fromCharCode(...bytes.slice(0, 4)),
@@ -59,8 +67,22 @@ try {
       speakerVisible: getComputedStyle(document.getElementById("speaker-box")).display !== "none",
     };
   });
+  // A streamed WAV (header sizes "unknown") played by an <audio> element.
+  const streamedWav = await page.evaluate(async () => {
+    const r = await fetch("/api/tts", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text: "A streamed wave file, played by the browser.", stream: true, format: "wav" }),
+    });
+    const blob = await r.blob();
+    const a = new Audio(URL.createObjectURL(blob));
+    await new Promise((resolve, reject) => {
+      a.addEventListener("canplaythrough", resolve, { once: true });
+      a.addEventListener("error", () => reject(new Error("audio error " + (a.error && a.error.code))), { once: true });
+    });
+    return { duration: a.duration, error: a.error ? a.error.code : null, bytes: blob.size, streamed: r.headers.get("x-streamed") };
+  });
   await page.screenshot({ path: `${outDir}/ui.png`, fullPage: true });
-  console.log(JSON.stringify({ clientError, ...seen }));
+  console.log(JSON.stringify({ clientError, streamedWav, ...seen }));
 } finally {
   await browser.close();
 }
