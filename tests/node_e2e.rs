@@ -293,7 +293,7 @@ fn every_error_case_has_its_code_and_one_error_event() {
             "err-format",
             400,
             "UNSUPPORTED_FORMAT",
-            json!({"input": "hi", "response_format": "mp3"})
+            json!({"input": "hi", "response_format": "aac"})
                 .to_string()
                 .into_bytes(),
             "/v1/audio/speech",

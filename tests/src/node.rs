@@ -433,14 +433,15 @@ pub struct Wav {
 }
 
 impl Wav {
-    /// Parses a RIFF/WAVE file with a 16-bit PCM `fmt ` chunk.
+    /// Parses a RIFF/WAVE file with a 16-bit PCM `fmt ` chunk. Sizes of
+    /// 0xFFFFFFFF (a streamed WAV: length unknown) mean "to the end".
     pub fn parse(b: &[u8]) -> Result<Self, String> {
         if b.len() < 44 || &b[..4] != b"RIFF" || &b[8..12] != b"WAVE" {
             return Err("not a RIFF/WAVE file".into());
         }
         let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        if u32_at(4) as usize + 8 != b.len() {
+        if u32_at(4) != u32::MAX && u32_at(4) as usize + 8 != b.len() {
             return Err(format!(
                 "RIFF size {} does not match file size {}",
                 u32_at(4),
@@ -458,6 +459,10 @@ impl Wav {
                 }
                 rate = Some(u32_at(body + 4));
             } else if id == b"data" {
+                if len == u32::MAX as usize {
+                    data = b.get(body..);
+                    break;
+                }
                 data = b.get(body..body + len);
             }
             i = body + len + (len & 1);
