@@ -5,37 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use e2e::node::{self, http, node_pids_on_port, post_json, script, Node, Wav};
+use e2e::node::{
+    self, events_where, gelf_env, http, node_pids_on_port, post_json, script, Node, Wav,
+};
 use e2e::{field_str, short_message, GelfReceiver};
 use gelf_tracing::graylog::Accepted;
 use serde_json::json;
 
 const COMPLETED: &str = "Audio generation completed";
-
-fn gelf_env(rx: &GelfReceiver, node_id: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("GELF_ENDPOINT", rx.endpoint()),
-        ("NODE_ID", node_id.to_string()),
-    ]
-}
-
-/// Waits until the receiver has `n` events matching `pred`, and returns them.
-fn events_where(rx: &GelfReceiver, n: usize, pred: impl Fn(&Accepted) -> bool) -> Vec<Accepted> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let got: Vec<Accepted> = rx
-            .lock()
-            .accepted
-            .iter()
-            .filter(|m| pred(m))
-            .cloned()
-            .collect();
-        if got.len() >= n || std::time::Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn completion_for<'a>(events: &'a [Accepted], request_id: &str) -> Vec<&'a Accepted> {
     events

@@ -8,44 +8,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::node::{self, post_json, post_streamed, Node, Wav};
+use e2e::node::{self, events_where, gelf_env, post_json, post_streamed, Node, Wav, TEN_SENTENCES};
 use e2e::{field_str, short_message, GelfReceiver};
-use gelf_tracing::graylog::Accepted;
 use serde_json::json;
-
-const TEN_SENTENCES: &str = "Hello there. The node reads the text and splits it into sentences. \
-    Each sentence becomes phonemes, then a latent, then audio. \
-    The first piece of audio is sent as soon as it exists. \
-    Later sentences are synthesised while the first ones play. \
-    A client hears the start long before the end is ready. \
-    Every request is logged to Graylog with its node and request id. \
-    The time to the first audio is one of the fields. \
-    Operators chart it by node to see which one is slow. \
-    That is all there is to it.";
-
-fn gelf_env(rx: &GelfReceiver, node_id: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("GELF_ENDPOINT", rx.endpoint()),
-        ("NODE_ID", node_id.to_string()),
-    ]
-}
-
-fn events_where(rx: &GelfReceiver, n: usize, pred: impl Fn(&Accepted) -> bool) -> Vec<Accepted> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got: Vec<Accepted> = rx
-            .lock()
-            .accepted
-            .iter()
-            .filter(|m| pred(m))
-            .cloned()
-            .collect();
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn pcm_samples(b: &[u8]) -> Vec<i16> {
     b.chunks_exact(2)

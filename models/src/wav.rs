@@ -14,14 +14,7 @@ pub fn to_i16(samples: &[f32]) -> Vec<i16> {
         .filter(|x| x.is_finite())
         .fold(0.0f32, |m, x| m.max(x.abs()))
         .max(0.01);
-    let scale = 32767.0 / peak;
-    samples
-        .iter()
-        .map(|&x| {
-            let v = if x.is_finite() { x * scale } else { 0.0 };
-            v.clamp(-32768.0, 32767.0) as i16
-        })
-        .collect()
+    to_i16_gain(samples, 1.0 / peak)
 }
 
 /// Scales by a fixed `gain` (see `Voice::calibrated_gain`) and clamps to 16

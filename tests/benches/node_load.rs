@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::node::{post_json, Node};
+use e2e::node::{bench_node, post_json};
 
 const TEXTS: [&str; 6] = [
     "Hello there, how can I help you today?",
@@ -41,21 +41,7 @@ fn main() {
             _ => {}
         }
     }
-    let (_node, port) = match url {
-        Some(u) => {
-            let port = u
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.trim_end_matches('/').parse().ok())
-                .unwrap_or(7860);
-            (None, port)
-        }
-        None => {
-            let n = Node::start("load-bench", &[("TTS_QUEUE_SIZE", "64".to_string())]);
-            let p = n.port;
-            (Some(n), p)
-        }
-    };
+    let (_node, port) = bench_node(url, "load-bench", &[("TTS_QUEUE_SIZE", "64".to_string())]);
     // Warm-up.
     let _ = post_json(
         port,

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use e2e::node::{post_streamed, Node};
+use e2e::node::{bench_node, post_streamed, TEN_SENTENCES};
 use serde_json::json;
 
 const TEXTS: [(&str, &str); 4] = [
@@ -26,18 +26,7 @@ const TEXTS: [(&str, &str); 4] = [
         "The meeting starts in five minutes. Please take your seats and silence your phones. \
          We will begin with a short summary of last week's results.",
     ),
-    (
-        "10 sentences",
-        "Hello there. The node reads the text and splits it into sentences. \
-         Each sentence becomes phonemes, then a latent, then audio. \
-         The first piece of audio is sent as soon as it exists. \
-         Later sentences are synthesised while the first ones play. \
-         A client hears the start long before the end is ready. \
-         Every request is logged to Graylog with its node and request id. \
-         The time to the first audio is one of the fields. \
-         Operators chart it by node to see which one is slow. \
-         That is all there is to it.",
-    ),
+    ("10 sentences", TEN_SENTENCES),
     (
         "1 sentence, 400 chars",
         "When the operators of a cluster of inference nodes want to know which node fails, since \
@@ -64,21 +53,7 @@ fn main() {
             _ => {}
         }
     }
-    let (_node, port) = match url {
-        Some(u) => {
-            let port = u
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.trim_end_matches('/').parse().ok())
-                .unwrap_or(7860);
-            (None, port)
-        }
-        None => {
-            let n = Node::start("streaming-bench", &[]);
-            let p = n.port;
-            (Some(n), p)
-        }
-    };
+    let (_node, port) = bench_node(url, "streaming-bench", &[]);
     let request = |text: &str, stream: bool| json!({"text": text, "stream": stream, "format": "pcm", "noise_scale": 0, "noise_w": 0});
     // Warm-up.
     let _ = post_streamed(port, "/api/tts", &request(TEXTS[0].1, true), None);

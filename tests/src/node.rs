@@ -39,6 +39,73 @@ pub fn node_bin() -> PathBuf {
     target.join("release/tts-node")
 }
 
+/// A node for a benchmark: the one at `url` when given (`http://host:PORT`),
+/// else one started with the scripts (stopped when the `Node` drops).
+pub fn bench_node(
+    url: Option<String>,
+    name: &str,
+    env: &[(&'static str, String)],
+) -> (Option<Node>, u16) {
+    match url {
+        Some(u) => {
+            let port = u
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok())
+                .unwrap_or(7860);
+            (None, port)
+        }
+        None => {
+            let n = Node::start(name, env);
+            let p = n.port;
+            (Some(n), p)
+        }
+    }
+}
+
+/// Ten sentences, the first one short: for streaming tests and benchmarks.
+pub const TEN_SENTENCES: &str =
+    "Hello there. The node reads the text and splits it into sentences. \
+    Each sentence becomes phonemes, then a latent, then audio. \
+    The first piece of audio is sent as soon as it exists. \
+    Later sentences are synthesised while the first ones play. \
+    A client hears the start long before the end is ready. \
+    Every request is logged to Graylog with its node and request id. \
+    The time to the first audio is one of the fields. \
+    Operators chart it by node to see which one is slow. \
+    That is all there is to it.";
+
+/// The settings that make a node ship to `rx` as `node_id`.
+pub fn gelf_env(rx: &crate::GelfReceiver, node_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("GELF_ENDPOINT", rx.endpoint()),
+        ("NODE_ID", node_id.to_string()),
+    ]
+}
+
+/// Waits (up to 15 s) until the receiver has `n` messages matching `pred`,
+/// and returns those it has.
+pub fn events_where(
+    rx: &crate::GelfReceiver,
+    n: usize,
+    pred: impl Fn(&gelf_tracing::graylog::Accepted) -> bool,
+) -> Vec<gelf_tracing::graylog::Accepted> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got: Vec<_> = rx
+            .lock()
+            .accepted
+            .iter()
+            .filter(|m| pred(m))
+            .cloned()
+            .collect();
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Fails with a clear message when the release binary or the voice is missing.
 pub fn require_node_prerequisites() {
     let bin = node_bin();
