@@ -836,6 +836,42 @@ def write_micro_bigvgan(seed: int, out: Path, rec: dict):
     rec["bigvgan.filter.down"] = voc.resblocks[0].activations[0].downsample.lowpass.filter[0, 0].numpy()
 
 
+W2V_SMALL = dict(
+    hidden_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=32,
+    left_max_position_embeddings=4,
+    right_max_position_embeddings=2,
+)
+
+
+def write_w2v_small(seed: int, rec: dict):
+    """A small w2v-BERT (free widths, short relative-position window so the
+    clamping is exercised) on a clip with an odd number of fbank frames, so
+    that the feature extractor pads one frame (value 1, masked)."""
+    import torch
+    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    model = Wav2Vec2BertModel(Wav2Vec2BertConfig(**W2V_SMALL))
+    model.load_state_dict(random_state_dict(model, seed, "w2v_small"))
+    model.eval()
+    audio = rec["clip.emo.samples"][:8160]  # 49 frames of 25 ms every 10 ms
+    fe = SeamlessM4TFeatureExtractor(padding_value=1)
+    inputs = fe(torch.from_numpy(audio.copy())[None], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        out = model(
+            input_features=inputs["input_features"],
+            attention_mask=inputs["attention_mask"],
+            output_hidden_states=True,
+        )
+    rec["w2v_small.samples"] = audio
+    rec["w2v_small.input_features"] = inputs["input_features"][0].numpy()
+    rec["w2v_small.attention_mask"] = inputs["attention_mask"][0].numpy().astype(np.int64)
+    for i, h in enumerate(out.hidden_states):
+        rec[f"w2v_small.hidden.{i}"] = h[0].numpy()
+
+
 def write_format_samples(seed: int, out: Path):
     """Tiny files in the official containers: nested {"net": {module: sd}}
     (s2mel.pth), a flat state dict with BatchNorm counters (CAMPPlus .bin) and
@@ -1022,6 +1058,7 @@ def main():
             seen.add(int(codes[t]))
 
     write_micro_bigvgan(seed, out, rec)
+    write_w2v_small(seed, rec)
     write_format_samples(seed, out)
 
     import safetensors.numpy
@@ -1088,6 +1125,7 @@ def main():
                 "bigvgan": TINY_BIGVGAN,
                 "bigvgan_micro": MICRO_BIGVGAN,
                 "w2v_bert": W2V_TINY,
+                "w2v_small": W2V_SMALL,
                 "decoding": {"top_k": 1, "num_beams": 1, "repetition_penalty": 10.0, "torch_seed": 0},
                 "codes": int(stop_idx[0]),
                 "min_greedy_margin": float(np.min(margins[: int(stop_idx[0]) + 1])),

@@ -28,6 +28,7 @@ use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::rng::generate;
 use models::indextts2::semantic_codec::{SemanticCodec, SemanticCodecConfig};
+use models::indextts2::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 use models::indextts2::weights::{pth_var_builder, read_pth, safetensors_var_builder};
 
 fn generated(name: &str, shape: &[usize]) -> Tensor {
@@ -326,6 +327,25 @@ fn official_semantic_codec_names_and_shapes() {
     );
 }
 
+#[test]
+fn official_w2v_bert_names_and_shapes() {
+    let (vb, asked, names) = Official::new().file("w2v-bert-2.0/model.safetensors");
+    W2vBert::load(&vb, &W2vBertConfig::w2v_bert_2_indextts2()).unwrap();
+    // Layers 17..23 are not needed for hidden_states[17]; the masked-spec
+    // embedding is for training.
+    let later: Vec<String> = (17..24).map(|i| format!("encoder.layers.{i}.")).collect();
+    let mut unused: Vec<&str> = later.iter().map(String::as_str).collect();
+    unused.push("masked_spec_embed");
+    let left = unexplained(&names, &asked, "", &unused);
+    assert!(
+        left.is_empty(),
+        "official w2v-BERT tensors not loaded: {left:?}"
+    );
+    let (vb, asked, _) = Official::new().file("wav2vec2bert_stats.pt");
+    SemanticStats::load(&vb, 1024).unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 2);
+}
+
 // ---------------------------------------------------------------------------
 // Dev only: the random checkpoint files themselves
 // ---------------------------------------------------------------------------
@@ -425,6 +445,27 @@ fn blocks_from_the_random_checkpoint_files() {
     )
     .unwrap();
     let codec = SemanticCodec::load(&vb, &cfg).unwrap();
+    let feats =
+        w2v_bert::features(&fx::samples(&g, "resample.22050_16000.out"), 1.0, &cpu).unwrap();
+    let w2v_cfg = W2vBertConfig {
+        intermediate_size: 64,
+        ..W2vBertConfig::w2v_bert_2_indextts2()
+    };
+    let vb = safetensors_var_builder(
+        &hub(&work, "facebook/w2v-bert-2.0").join("model.safetensors"),
+        &cpu,
+    )
+    .unwrap();
+    let w2v = W2vBert::load(&vb, &w2v_cfg).unwrap();
+    let vb = pth_var_builder(&work.join("checkpoints/wav2vec2bert_stats.pt"), &cpu).unwrap();
+    let stats = SemanticStats::load(&vb, 1024).unwrap();
+    let emb = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
+    fx::assert_close(
+        "w2v-BERT from model.safetensors, from audio",
+        &emb,
+        &fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap(),
+        fx::TOL,
+    );
     let (_, emb) = codec
         .quantize(&fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap())
         .unwrap();

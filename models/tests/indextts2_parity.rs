@@ -17,6 +17,7 @@ use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::semantic_codec::{SemanticCodec, SemanticCodecConfig};
+use models::indextts2::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 
 const CPU: Device = Device::Cpu;
 
@@ -250,4 +251,141 @@ fn semantic_codec_vq2emb() {
         .unsqueeze(0)
         .unwrap();
     fx::assert_close("semantic codec vq2emb", &got, &want, fx::TOL);
+}
+
+fn mask_of(g: &std::collections::HashMap<String, Tensor>, name: &str) -> Vec<u8> {
+    fx::get(g, name)
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&m| m as u8)
+        .collect()
+}
+
+#[test]
+fn w2v_bert_input_features() {
+    let g = fx::golden();
+    for (tag, audio) in [
+        ("spk", "resample.22050_16000.out"),
+        ("emo", "clip.emo.samples"),
+        ("small", "w2v_small.samples"),
+    ] {
+        let prefix = if tag == "small" {
+            "w2v_small".to_string()
+        } else {
+            format!("w2v.{tag}")
+        };
+        let x = fx::samples(&g, audio);
+        let f = w2v_bert::features(&x, 1.0, &CPU).unwrap();
+        let want = fx::get(&g, &format!("{prefix}.input_features"))
+            .unsqueeze(0)
+            .unwrap();
+        fx::assert_close(
+            &format!("w2v-BERT input features ({tag})"),
+            &f.features,
+            &want,
+            fx::TOL,
+        );
+        let mask: Vec<u8> = f.mask.squeeze(0).unwrap().to_vec1().unwrap();
+        assert_eq!(
+            mask,
+            mask_of(&g, &format!("{prefix}.attention_mask")),
+            "{tag} mask"
+        );
+    }
+}
+
+#[test]
+fn w2v_bert_small_with_padding() {
+    let g = fx::golden();
+    let c = &fx::checkpoint()["w2v_small"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    let cfg = W2vBertConfig {
+        hidden_size: n("hidden_size"),
+        layers: n("num_hidden_layers"),
+        num_attention_heads: n("num_attention_heads"),
+        intermediate_size: n("intermediate_size"),
+        left_max_position_embeddings: n("left_max_position_embeddings"),
+        right_max_position_embeddings: n("right_max_position_embeddings"),
+        ..W2vBertConfig::w2v_bert_2_indextts2()
+    };
+    let model = W2vBert::load(&fx::random_vb("w2v_small"), &cfg).unwrap();
+    let feats = fx::get(&g, "w2v_small.input_features")
+        .unsqueeze(0)
+        .unwrap();
+    let mask = Tensor::new(mask_of(&g, "w2v_small.attention_mask").as_slice(), &CPU)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    // The last frame holds the extractor's padding and is masked.
+    assert_eq!(mask.min_all().unwrap().to_scalar::<u8>().unwrap(), 0);
+    let states = model.forward(&feats, Some(&mask)).unwrap();
+    assert_eq!(states.len(), cfg.layers + 1);
+    for (i, s) in states.iter().enumerate() {
+        let want = fx::get(&g, &format!("w2v_small.hidden.{i}"))
+            .unsqueeze(0)
+            .unwrap();
+        fx::assert_close(
+            &format!("w2v-BERT small hidden_states[{i}]"),
+            s,
+            &want,
+            fx::TOL,
+        );
+    }
+}
+
+#[test]
+fn speaker_conditioning_from_the_clip() {
+    // `_get_speaker_conditioning` chained from the raw 22,050 Hz clip with the
+    // ported blocks: resampling, w2v-BERT features and encoder (1024 wide as
+    // IndexTTS2 hard-codes, 17 of its 18 thin layers, normalised), semantic
+    // codes, reference mel, fbank and CAMPPlus style, length regulator.
+    let g = fx::golden();
+    let clip = fx::samples(&g, "clip.spk.samples");
+    let audio_16k = Resampler::new(22_050, 16_000).unwrap().process(&clip);
+    let feats = w2v_bert::features(&audio_16k, 1.0, &CPU).unwrap();
+    let c = &fx::checkpoint()["w2v_bert"];
+    let cfg = W2vBertConfig {
+        intermediate_size: c["intermediate_size"].as_u64().unwrap() as usize,
+        ..W2vBertConfig::w2v_bert_2_indextts2()
+    };
+    let w2v = W2vBert::load(&fx::random_vb("w2v_bert"), &cfg).unwrap();
+    let stats = SemanticStats::load(&fx::random_vb("w2v_stats"), 1024).unwrap();
+    let spk_cond_emb = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
+    let want = fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap();
+    fx::assert_close("chain: spk_cond_emb", &spk_cond_emb, &want, fx::TOL);
+
+    let (codes, s_ref) = codec().quantize(&spk_cond_emb).unwrap();
+    let codes: Vec<u32> = codes.squeeze(0).unwrap().to_vec1().unwrap();
+    let want: Vec<u32> = fx::get(&g, "codec.quantize.codes")
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&c| c as u32)
+        .collect();
+    assert_eq!(codes, want, "chain: semantic codes");
+    let want = fx::get(&g, "codec.quantize.out").unsqueeze(0).unwrap();
+    fx::assert_close("chain: S_ref", &s_ref, &want, fx::TOL);
+
+    let ref_mel = audio::mel_spectrogram(&clip, &MelConfig::s2mel_22k(), &CPU).unwrap();
+    let frames = ref_mel.dim(2).unwrap();
+    let prompt = length_regulator().forward(&s_ref, frames).unwrap();
+    let want = fx::get(&g, "lr.prompt.out").unsqueeze(0).unwrap();
+    fx::assert_close("chain: prompt_condition", &prompt, &want, fx::TOL);
+
+    let fbank = audio::kaldi_fbank(&audio_16k, &FbankConfig::campplus(), &CPU).unwrap();
+    let fbank = fbank
+        .broadcast_sub(&fbank.mean_keepdim(0).unwrap())
+        .unwrap();
+    let camp = CampPlus::load(&fx::random_vb("campplus"), &CampPlusConfig::default()).unwrap();
+    let style = camp.forward(&fbank.unsqueeze(0).unwrap()).unwrap();
+    let want = fx::get(&g, "campplus.out").unsqueeze(0).unwrap();
+    fx::assert_close("chain: style", &style, &want, fx::TOL);
+
+    // The emotion clip's features (librosa's soxr resampling, not ported:
+    // taken as recorded) through the same encoder.
+    let feats = w2v_bert::features(&fx::samples(&g, "clip.emo.samples"), 1.0, &CPU).unwrap();
+    let emo = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
+    let want = fx::get(&g, "w2v.emo.out").unsqueeze(0).unwrap();
+    fx::assert_close("chain: emo_cond_emb", &emo, &want, fx::TOL);
 }

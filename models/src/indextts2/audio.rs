@@ -24,7 +24,7 @@ use super::{Error, Result};
 // ---------------------------------------------------------------------------
 
 /// In-place iterative radix-2 FFT of a power-of-two length.
-fn fft(re: &mut [f64], im: &mut [f64]) {
+pub(super) fn fft(re: &mut [f64], im: &mut [f64]) {
     let n = re.len();
     let mut j = 0usize;
     for i in 1..n {

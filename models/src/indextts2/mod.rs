@@ -7,6 +7,9 @@
 //! Ported so far (stage 1), in pipeline order:
 //! - [`audio`]: the torchaudio sinc resampler (22,050 → 16,000 Hz), the s2mel
 //!   mel spectrogram (`center=False`, reflect padding) and Kaldi fbank;
+//! - [`w2v_bert`]: w2v-BERT 2.0's input features (SeamlessM4T feature
+//!   extractor) and conformer encoder up to `hidden_states[17]`, normalised
+//!   (the speaker and emotion conditioning `spk_cond_emb` / `emo_cond_emb`);
 //! - [`semantic_codec`]: MaskGCT's RepCodec `quantize` (reference clip → codes
 //!   and embeddings) and `vq2emb` (GPT codes → embeddings);
 //! - [`campplus`]: the CAMPPlus speaker encoder (fbank → 192-d style);
@@ -18,7 +21,7 @@
 //! - [`weights`]: reading the official files (`.pth` zip archives with nested
 //!   dictionaries, `.safetensors`) into a `VarBuilder`.
 //!
-//! Not yet ported: w2v-BERT 2.0, the UnifiedVoice GPT (conformer and perceiver
+//! Not yet ported: the UnifiedVoice GPT (conformer and perceiver
 //! conditioning, decoding with its KV cache and sampling), the DiT / flow
 //! matching, the text front end and the pipeline itself.
 
@@ -29,6 +32,7 @@ pub mod gpt_layer;
 pub mod length_regulator;
 pub mod rng;
 pub mod semantic_codec;
+pub mod w2v_bert;
 pub mod weights;
 
 /// Everything that can go wrong loading or running an IndexTTS2 block.
