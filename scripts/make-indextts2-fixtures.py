@@ -872,6 +872,42 @@ def write_w2v_small(seed: int, rec: dict):
         rec[f"w2v_small.hidden.{i}"] = h[0].numpy()
 
 
+DIT_SMALL = dict(hidden_dim=32, num_heads=2, depth=5, content_dim=24, wavenet_hidden_dim=32, wavenet_num_layers=3)
+
+
+def write_dit_small(seed: int, rec: dict):
+    """A DiT deep enough for its U-ViT skips (depth 5: layers 0-1 emit, 3-4
+    receive), on random inputs with two different timesteps."""
+    import torch
+
+    from indextts.s2mel.modules.diffusion_transformer import DiT
+
+    cfg = tiny_config().s2mel
+    d = DIT_SMALL
+    cfg.DiT.hidden_dim, cfg.DiT.num_heads, cfg.DiT.depth = d["hidden_dim"], d["num_heads"], d["depth"]
+    cfg.DiT.content_dim = d["content_dim"]
+    cfg.wavenet.hidden_dim, cfg.wavenet.num_layers = d["wavenet_hidden_dim"], d["wavenet_num_layers"]
+    model = DiT(cfg)
+    model.load_state_dict(random_state_dict(model, seed, "dit_small"))
+    model.setup_caches(max_batch_size=2, max_seq_length=64)
+    model.eval()
+    t = 20
+
+    def inp(name, shape, scale=1.0):
+        return torch.from_numpy(gen_tensor(seed, f"dit_small_input/{name}", shape) * np.float32(scale))
+
+    x = inp("x", (2, 80, t), 2.0)
+    prompt_x = inp("prompt_x", (2, 80, t), 2.0)
+    prompt_x[:, :, 8:] = 0
+    style = inp("style", (2, 192))
+    cond = inp("cond", (2, t, d["content_dim"]), 2.0)
+    tt = torch.tensor([0.25, 0.8])
+    with torch.no_grad():
+        out = model(x, prompt_x, torch.LongTensor([t]), tt, style, cond)
+    for k, v in dict(x=x, prompt_x=prompt_x, style=style, cond=cond, t=tt, out=out).items():
+        rec[f"dit_small.{k}"] = v.numpy()
+
+
 def write_format_samples(seed: int, out: Path):
     """Tiny files in the official containers: nested {"net": {module: sd}}
     (s2mel.pth), a flat state dict with BatchNorm counters (CAMPPlus .bin) and
@@ -1059,6 +1095,7 @@ def main():
 
     write_micro_bigvgan(seed, out, rec)
     write_w2v_small(seed, rec)
+    write_dit_small(seed, rec)
     write_format_samples(seed, out)
 
     import safetensors.numpy
@@ -1126,6 +1163,7 @@ def main():
                 "bigvgan_micro": MICRO_BIGVGAN,
                 "w2v_bert": W2V_TINY,
                 "w2v_small": W2V_SMALL,
+                "dit_small": DIT_SMALL,
                 "decoding": {"top_k": 1, "num_beams": 1, "repetition_penalty": 10.0, "torch_seed": 0},
                 "codes": int(stop_idx[0]),
                 "min_greedy_margin": float(np.min(margins[: int(stop_idx[0]) + 1])),

@@ -24,6 +24,7 @@ use candle_nn::VarBuilder;
 use indextts2_common as fx;
 use models::indextts2::bigvgan::{BigVgan, BigVganConfig};
 use models::indextts2::campplus::{CampPlus, CampPlusConfig};
+use models::indextts2::dit::{Dit, DitConfig};
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::rng::generate;
@@ -287,7 +288,7 @@ fn official_bigvgan_names_and_shapes() {
 }
 
 #[test]
-fn official_s2mel_length_regulator_and_gpt_layer_names_and_shapes() {
+fn official_s2mel_names_and_shapes() {
     let (vb, asked, names) = Official::new().file("s2mel.pth");
     let net = vb.pp("net");
     LengthRegulator::load(
@@ -416,6 +417,40 @@ fn blocks_from_the_random_checkpoint_files() {
         "length regulator from s2mel.pth",
         &got,
         &fx::get(&g, "lr.prompt.out").unsqueeze(0).unwrap(),
+        fx::TOL,
+    );
+    let c = &fx::checkpoint()["config_yaml"]["s2mel"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap() as usize;
+    let dit_cfg = DitConfig {
+        hidden_dim: n(&c["DiT"]["hidden_dim"]),
+        num_heads: n(&c["DiT"]["num_heads"]),
+        depth: n(&c["DiT"]["depth"]),
+        wavenet_hidden_dim: n(&c["wavenet"]["hidden_dim"]),
+        wavenet_num_layers: n(&c["wavenet"]["num_layers"]),
+        ..DitConfig::indextts2()
+    };
+    let dit = Dit::load(&vb.pp("net.cfm.estimator"), &dit_cfg).unwrap();
+    let noise = fx::get(&g, "cfm.noise").unsqueeze(0).unwrap();
+    let mu = Tensor::cat(
+        &[fx::get(&g, "lr.prompt.out"), fx::get(&g, "lr.infer.out")],
+        0,
+    )
+    .unwrap()
+    .unsqueeze(0)
+    .unwrap();
+    let mel = models::indextts2::flow_matching::inference(
+        &dit,
+        &mu,
+        &fx::get(&g, "mel.ref.out").unsqueeze(0).unwrap(),
+        &fx::get(&g, "cfm.style").unsqueeze(0).unwrap(),
+        &noise,
+        Default::default(),
+    )
+    .unwrap();
+    fx::assert_close(
+        "flow matching from s2mel.pth",
+        &mel,
+        &fx::get(&g, "cfm.out").unsqueeze(0).unwrap(),
         fx::TOL,
     );
     let layer = GptLayer::load(&vb.pp("net.gpt_layer"), &GptLayerConfig::default()).unwrap();

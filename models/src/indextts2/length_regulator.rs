@@ -117,3 +117,9 @@ pub fn nearest_indices(input: usize, output: usize) -> Vec<u32> {
         .map(|i| ((i as f32 * scale).floor() as usize).min(input - 1) as u32)
         .collect()
 }
+
+/// The mel frames the pipeline asks of the length regulator for `codes` GPT
+/// codes: `(code_len * 1.72).long()`, an f32 product truncated.
+pub fn target_frames(codes: usize) -> usize {
+    (codes as f32 * 1.72f32) as usize
+}

@@ -14,6 +14,9 @@
 //!   and embeddings) and `vq2emb` (GPT codes → embeddings);
 //! - [`campplus`]: the CAMPPlus speaker encoder (fbank → 192-d style);
 //! - [`length_regulator`]: s2mel's interpolating length regulator;
+//! - [`dit`] and [`flow_matching`]: s2mel's diffusion transformer and the
+//!   Euler solver with classifier-free guidance that turns the conditions,
+//!   the prompt mel, the style and the noise into the mel;
 //! - [`gpt_layer`]: s2mel's projection of the GPT latent;
 //! - [`bigvgan`]: the BigVGAN v2 vocoder;
 //! - [`rng`]: the deterministic weight generator the tests rebuild the
@@ -22,12 +25,14 @@
 //!   dictionaries, `.safetensors`) into a `VarBuilder`.
 //!
 //! Not yet ported: the UnifiedVoice GPT (conformer and perceiver
-//! conditioning, decoding with its KV cache and sampling), the DiT / flow
-//! matching, the text front end and the pipeline itself.
+//! conditioning, decoding with its KV cache and sampling), the text front
+//! end and the pipeline itself.
 
 pub mod audio;
 pub mod bigvgan;
 pub mod campplus;
+pub mod dit;
+pub mod flow_matching;
 pub mod gpt_layer;
 pub mod length_regulator;
 pub mod rng;
