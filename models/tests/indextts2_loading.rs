@@ -375,6 +375,12 @@ fn blocks_from_the_random_checkpoint_files() {
     let g = fx::golden();
     let cpu = Device::Cpu;
 
+    // feat1.pt / feat2.pt pickle a bare tensor: it is read under the name "".
+    for (file, name, cols) in [("feat1.pt", "feat1", 192), ("feat2.pt", "feat2", 1280)] {
+        let all = read_pth(&work.join("checkpoints").join(file), &cpu).unwrap();
+        assert_equal(file, &all[""], &generated(name, &[73, cols]));
+    }
+
     let vb = pth_var_builder(
         &hub(&work, "funasr/campplus").join("campplus_cn_common.bin"),
         &cpu,

@@ -15,9 +15,11 @@ use models::indextts2::audio::{self, FbankConfig, MelConfig, Resampler};
 use models::indextts2::bigvgan::{kaiser_sinc_filter, BigVgan, BigVganConfig};
 use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};
+use models::indextts2::emotion::{scale_emo_vector, EmotionMatrices, EMO_NUM};
 use models::indextts2::flow_matching::{self, linspace01, CfmParams};
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{target_frames, LengthRegulator, LengthRegulatorConfig};
+use models::indextts2::rng::generate;
 use models::indextts2::semantic_codec::{SemanticCodec, SemanticCodecConfig};
 use models::indextts2::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 
@@ -599,4 +601,36 @@ fn synthesis_from_codes_and_latent() {
         pcm.len()
     );
     assert!(worst <= 1, "int16 output off by {worst}");
+}
+
+#[test]
+fn emotion_vector_mix() {
+    let g = fx::golden();
+    let e = &fx::checkpoint()["emo_vector"];
+    let mut v = [0f64; 8];
+    for (x, j) in v.iter_mut().zip(e["vector"].as_array().unwrap()) {
+        *x = j.as_f64().unwrap();
+    }
+    let w = scale_emo_vector(&v, e["alpha"].as_f64().unwrap());
+    // The truncation quirk: 0.1 × 0.7 × 10000 = 699.99… → 0.0699.
+    assert_eq!(w[4], 0.0699);
+    assert_eq!(w[1], 0.21);
+    let (seed, patches) = fx::generator();
+    let feat = |name: &str, cols: usize| {
+        Tensor::from_vec(
+            generate(seed, name, &[73, cols], &patches),
+            (73, cols),
+            &CPU,
+        )
+        .unwrap()
+    };
+    let m = EmotionMatrices::new(&feat("feat1", 192), &feat("feat2", 1280), &EMO_NUM).unwrap();
+    let style = fx::get(&g, "campplus.out").unsqueeze(0).unwrap();
+    let rows = m.nearest_rows(&style).unwrap();
+    println!("emotion rows picked for the style: {rows:?}");
+    assert!(rows.iter().zip(EMO_NUM).all(|(&r, n)| r < n) && rows.iter().any(|&r| r > 0));
+    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
+    let got = m.blend(&style, &w, &emovec).unwrap();
+    let want = fx::get(&g, "emo_vector.emo_vec").unsqueeze(0).unwrap();
+    fx::assert_close("emotion vector (matrix mix + blend)", &got, &want, fx::TOL);
 }

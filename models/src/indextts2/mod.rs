@@ -19,6 +19,8 @@
 //!   the prompt mel, the style and the noise into the mel;
 //! - [`gpt_layer`]: s2mel's projection of the GPT latent;
 //! - [`bigvgan`]: the BigVGAN v2 vocoder;
+//! - [`emotion`]: emotion control by vector (the emotion-matrix mix and its
+//!   blend with the GPT's emotion vector);
 //! - [`rng`]: the deterministic weight generator the tests rebuild the
 //!   fixtures' random checkpoint with;
 //! - [`weights`]: reading the official files (`.pth` zip archives with nested
@@ -32,6 +34,7 @@ pub mod audio;
 pub mod bigvgan;
 pub mod campplus;
 pub mod dit;
+pub mod emotion;
 pub mod flow_matching;
 pub mod gpt_layer;
 pub mod length_regulator;
