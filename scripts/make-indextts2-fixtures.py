@@ -14,8 +14,9 @@ What it does
      local Hugging Face cache (facebook/w2v-bert-2.0, amphion/MaskGCT,
      funasr/campplus, nvidia/bigvgan_v2_22khz_80band_256x). Some widths are
      hard-coded by the reference (GPT 1280, w2v-BERT 1024 with >= 18 layers),
-     so the directory is ~700 MB: it lives outside the repository (--work)
-     and is never committed; the seed regenerates it.
+     so the directory is ~1.1 GB (w2v-BERT 550 MB, GPT 500 MB): it lives
+     outside the repository (--work) and is never committed; the seed
+     regenerates it.
   2. Tunes the GPT's stop-token logit bias so that greedy decoding stops after
      a few dozen codes, and pushes the start token's logit down so it is never
      sampled (both are "patches" recorded in generator.json; rng.rs applies
@@ -38,9 +39,9 @@ Venv (outside the repository, never committed, never needed by CI):
   /work/itts-venv/bin/pip install indextts2-inference==2.1.1 --no-deps
   (PyPI's torch pulls the CUDA wheels, several GB; the script runs on CPU.)
 
-Run (from the repository root; ~75 s on 2 cores, half of it writing the
-700 MB of weights; the very first run also builds NeMo's text-normalisation
-grammars, ~25 s more; --keep reuses the checkpoint, ~30 s):
+Run (from the repository root; ~40 s on 2 cores, half of it writing the
+weights; the very first run also builds NeMo's text-normalisation grammars,
+~25 s more; --keep reuses the checkpoint, ~25 s):
   /work/itts-venv/bin/python scripts/make-indextts2-fixtures.py \
       --work /work/itts-work
   Options: --seed (default 20250917), --out (default
@@ -299,9 +300,11 @@ def tiny_config():
 
     cfg = OmegaConf.create(OFFICIAL_CONFIG)
     cfg.gpt.layers = 2
+    cfg.gpt.condition_module.output_size = 64
     cfg.gpt.condition_module.linear_units = 64
     cfg.gpt.condition_module.attention_heads = 2
     cfg.gpt.condition_module.num_blocks = 1
+    cfg.gpt.emo_condition_module.output_size = 48
     cfg.gpt.emo_condition_module.linear_units = 64
     cfg.gpt.emo_condition_module.attention_heads = 2
     cfg.gpt.emo_condition_module.num_blocks = 1

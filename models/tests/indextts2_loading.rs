@@ -9,7 +9,7 @@
 //!   shapes of the full-size state dicts): every tensor the ported loaders ask
 //!   for at the official configuration must be there with the same shape, and
 //!   the tensors they leave out must be the known unused ones.
-//! - Dev only (ignored in CI): the ported blocks loaded from the ~700 MB
+//! - Dev only (ignored in CI): the ported blocks loaded from the ~1.1 GB
 //!   random checkpoint the fixture script writes, run against the goldens.
 
 mod indextts2_common;
@@ -369,7 +369,7 @@ fn hub(work: &std::path::Path, repo: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the ~700 MB random checkpoint: scripts/make-indextts2-fixtures.py, then INDEXTTS2_FIXTURE_WORK=<its --work dir>"]
+#[ignore = "needs the ~1.1 GB random checkpoint: scripts/make-indextts2-fixtures.py, then INDEXTTS2_FIXTURE_WORK=<its --work dir>"]
 fn blocks_from_the_random_checkpoint_files() {
     let work = checkpoint_work_dir();
     let g = fx::golden();
