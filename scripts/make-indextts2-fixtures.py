@@ -924,6 +924,53 @@ def write_dit_small(seed: int, rec: dict):
         rec[f"dit_small.{k}"] = v.numpy()
 
 
+GPT_SMALL = dict(
+    model_dim=64,
+    heads=4,
+    layers=1,
+    max_mel_tokens=50,
+    max_text_tokens=20,
+    number_text_tokens=100,
+    number_mel_codes=130,
+    start_mel_token=128,
+    stop_mel_token=129,
+    condition_type="conformer_perceiver",
+    condition_module=dict(
+        output_size=32, linear_units=48, attention_heads=2, num_blocks=2, input_layer="conv2d2", perceiver_mult=2
+    ),
+    emo_condition_module=dict(
+        output_size=24, linear_units=40, attention_heads=2, num_blocks=1, input_layer="conv2d2", perceiver_mult=2
+    ),
+)
+GPT_SMALL_ALPHA = 0.6
+
+
+def write_gpt_small(seed: int, rec: dict):
+    """The GPT's conditioning (conformer + perceiver for the speaker, conformer
+    + one-latent perceiver + two linears for the emotion) at free widths, on
+    the pipeline's w2v-BERT embeddings; the lengths passed are the channel
+    count (1024), as infer_v2 does, so nothing is masked."""
+    import torch
+
+    from indextts.gpt.model_v2 import UnifiedVoice
+
+    model = UnifiedVoice(**GPT_SMALL)
+    model.load_state_dict(random_state_dict(model, seed, "gpt_small"))
+    model.eval()
+    spk = torch.from_numpy(rec["w2v.spk.out"][None].copy())
+    emo = torch.from_numpy(rec["w2v.emo.out"][None].copy())
+    n = torch.tensor([1024])
+    with torch.no_grad():
+        enc, _ = model.conditioning_encoder(spk, n)
+        latent = model.get_conditioning(spk.transpose(1, 2), n)
+        emo_vec = model.get_emovec(emo, n)
+        merged = model.merge_emovec(spk, emo, n, n, alpha=GPT_SMALL_ALPHA)
+    rec["gpt_small.conformer.out"] = enc[0].numpy()
+    rec["gpt_small.speech_conditioning_latent"] = latent[0].numpy()
+    rec["gpt_small.emo_vec"] = emo_vec[0].numpy()
+    rec["gpt_small.merge_emovec"] = merged[0].numpy()
+
+
 def write_format_samples(seed: int, out: Path):
     """Tiny files in the official containers: nested {"net": {module: sd}}
     (s2mel.pth), a flat state dict with BatchNorm counters (CAMPPlus .bin) and
@@ -1128,6 +1175,7 @@ def main():
     write_micro_bigvgan(seed, out, rec)
     write_w2v_small(seed, rec)
     write_dit_small(seed, rec)
+    write_gpt_small(seed, rec)
     write_format_samples(seed, out)
 
     import safetensors.numpy
@@ -1196,6 +1244,7 @@ def main():
                 "w2v_bert": W2V_TINY,
                 "w2v_small": W2V_SMALL,
                 "dit_small": DIT_SMALL,
+                "gpt_small": dict(GPT_SMALL, merge_alpha=GPT_SMALL_ALPHA),
                 "emo_vector": {"vector": EMO_VECTOR, "alpha": EMO_ALPHA},
                 "decoding": {"top_k": 1, "num_beams": 1, "repetition_penalty": 10.0, "torch_seed": 0},
                 "codes": int(stop_idx[0]),

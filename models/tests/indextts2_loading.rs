@@ -25,6 +25,9 @@ use indextts2_common as fx;
 use models::indextts2::bigvgan::{BigVgan, BigVganConfig};
 use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};
+use models::indextts2::gpt_conditioning::{
+    ConformerConfig, GptConditioning, GptConditioningConfig,
+};
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::rng::generate;
@@ -329,6 +332,27 @@ fn official_semantic_codec_names_and_shapes() {
 }
 
 #[test]
+fn official_gpt_conditioning_names_and_shapes() {
+    let (vb, asked, names) = Official::new().file("gpt.pth");
+    GptConditioning::load(&vb, &GptConditioningConfig::indextts2()).unwrap();
+    // The positional tables are buffers the port computes.
+    for prefix in [
+        "conditioning_encoder.",
+        "perceiver_encoder.",
+        "emo_conditioning_encoder.",
+        "emo_perceiver_encoder.",
+        "emovec_layer.",
+        "emo_layer.",
+    ] {
+        let left = unexplained(&names, &asked, prefix, &["embed.pos_enc.pe"]);
+        assert!(
+            left.is_empty(),
+            "official {prefix} tensors not loaded: {left:?}"
+        );
+    }
+}
+
+#[test]
 fn official_w2v_bert_names_and_shapes() {
     let (vb, asked, names) = Official::new().file("w2v-bert-2.0/model.safetensors");
     W2vBert::load(&vb, &W2vBertConfig::w2v_bert_2_indextts2()).unwrap();
@@ -374,6 +398,37 @@ fn blocks_from_the_random_checkpoint_files() {
     let work = checkpoint_work_dir();
     let g = fx::golden();
     let cpu = Device::Cpu;
+
+    let vb = pth_var_builder(&work.join("checkpoints/gpt.pth"), &cpu).unwrap();
+    let gpt_cfg = GptConditioningConfig {
+        condition_module: ConformerConfig {
+            output_size: 64,
+            linear_units: 64,
+            attention_heads: 2,
+            num_blocks: 1,
+            ..GptConditioningConfig::indextts2().condition_module
+        },
+        emo_condition_module: ConformerConfig {
+            output_size: 48,
+            linear_units: 64,
+            attention_heads: 2,
+            num_blocks: 1,
+            ..GptConditioningConfig::indextts2().emo_condition_module
+        },
+        ..GptConditioningConfig::indextts2()
+    };
+    let cond = GptConditioning::load(&vb, &gpt_cfg).unwrap();
+    let latent = cond
+        .speech_latent(&fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap())
+        .unwrap();
+    fx::assert_close(
+        "speech conditioning latent from gpt.pth",
+        &latent,
+        &fx::get(&g, "gpt.speech_conditioning_latent")
+            .unsqueeze(0)
+            .unwrap(),
+        fx::TOL,
+    );
 
     // feat1.pt / feat2.pt pickle a bare tensor: it is read under the name "".
     for (file, name, cols) in [("feat1.pt", "feat1", 192), ("feat2.pt", "feat2", 1280)] {

@@ -17,6 +17,9 @@ use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};
 use models::indextts2::emotion::{scale_emo_vector, EmotionMatrices, EMO_NUM};
 use models::indextts2::flow_matching::{self, linspace01, CfmParams};
+use models::indextts2::gpt_conditioning::{
+    ConformerConfig, GptConditioning, GptConditioningConfig,
+};
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{target_frames, LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::rng::generate;
@@ -633,4 +636,79 @@ fn emotion_vector_mix() {
     let got = m.blend(&style, &w, &emovec).unwrap();
     let want = fx::get(&g, "emo_vector.emo_vec").unsqueeze(0).unwrap();
     fx::assert_close("emotion vector (matrix mix + blend)", &got, &want, fx::TOL);
+}
+
+fn conformer_cfg(v: &serde_json::Value) -> ConformerConfig {
+    let n = |k: &str| v[k].as_u64().unwrap() as usize;
+    ConformerConfig {
+        input_size: 1024,
+        output_size: n("output_size"),
+        linear_units: n("linear_units"),
+        attention_heads: n("attention_heads"),
+        num_blocks: n("num_blocks"),
+        perceiver_mult: n("perceiver_mult"),
+    }
+}
+
+fn gpt_conditioning_cfg(v: &serde_json::Value) -> GptConditioningConfig {
+    GptConditioningConfig {
+        model_dim: v["model_dim"].as_u64().unwrap() as usize,
+        condition_module: conformer_cfg(&v["condition_module"]),
+        emo_condition_module: conformer_cfg(&v["emo_condition_module"]),
+        condition_num_latent: 32,
+    }
+}
+
+#[test]
+fn gpt_conditioning_small() {
+    let g = fx::golden();
+    let c = &fx::checkpoint()["gpt_small"];
+    let cond =
+        GptConditioning::load(&fx::random_vb("gpt_small"), &gpt_conditioning_cfg(c)).unwrap();
+    let spk = fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap();
+    let emo = fx::get(&g, "w2v.emo.out").unsqueeze(0).unwrap();
+    let get = |k: &str| fx::get(&g, &format!("gpt_small.{k}")).unsqueeze(0).unwrap();
+    let enc = cond.speaker_encoder().forward(&spk).unwrap();
+    fx::assert_close(
+        "conformer (2 layers, small)",
+        &enc,
+        &get("conformer.out"),
+        fx::TOL,
+    );
+    let latent = cond.speech_latent(&spk).unwrap();
+    fx::assert_close(
+        "speech conditioning latent (small)",
+        &latent,
+        &get("speech_conditioning_latent"),
+        fx::TOL,
+    );
+    let ev = cond.emo_vec(&emo).unwrap();
+    fx::assert_close("get_emovec (small)", &ev, &get("emo_vec"), fx::TOL);
+    let alpha = c["merge_alpha"].as_f64().unwrap();
+    let merged = cond.merge_emovec(&spk, &emo, alpha).unwrap();
+    fx::assert_close(
+        "merge_emovec alpha 0.6 (small)",
+        &merged,
+        &get("merge_emovec"),
+        fx::TOL,
+    );
+}
+
+#[test]
+fn gpt_conditioning_pipeline_width() {
+    let g = fx::golden();
+    let cfg = gpt_conditioning_cfg(&fx::checkpoint()["config_yaml"]["gpt"]);
+    assert_eq!(cfg.model_dim, 1280);
+    let cond = GptConditioning::load(&fx::random_vb("gpt"), &cfg).unwrap();
+    let spk = fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap();
+    let emo = fx::get(&g, "w2v.emo.out").unsqueeze(0).unwrap();
+    let latent = cond.speech_latent(&spk).unwrap();
+    let want = fx::get(&g, "gpt.speech_conditioning_latent")
+        .unsqueeze(0)
+        .unwrap();
+    fx::assert_close("speech_conditioning_latent (1280)", &latent, &want, fx::TOL);
+    // Without an emotion clip the pipeline merges with alpha 1.
+    let merged = cond.merge_emovec(&spk, &emo, 1.0).unwrap();
+    let want = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
+    fx::assert_close("emovec (1280, alpha 1)", &merged, &want, fx::TOL);
 }

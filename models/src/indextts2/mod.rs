@@ -10,6 +10,9 @@
 //! - [`w2v_bert`]: w2v-BERT 2.0's input features (SeamlessM4T feature
 //!   extractor) and conformer encoder up to `hidden_states[17]`, normalised
 //!   (the speaker and emotion conditioning `spk_cond_emb` / `emo_cond_emb`);
+//! - [`gpt_conditioning`]: the UnifiedVoice GPT's speaker conditioning
+//!   (Conformer + Perceiver → 32 latents) and emotion vector (`get_emovec`,
+//!   `merge_emovec`);
 //! - [`semantic_codec`]: MaskGCT's RepCodec `quantize` (reference clip → codes
 //!   and embeddings) and `vq2emb` (GPT codes → embeddings);
 //! - [`campplus`]: the CAMPPlus speaker encoder (fbank → 192-d style);
@@ -26,9 +29,9 @@
 //! - [`weights`]: reading the official files (`.pth` zip archives with nested
 //!   dictionaries, `.safetensors`) into a `VarBuilder`.
 //!
-//! Not yet ported: the UnifiedVoice GPT (conformer and perceiver
-//! conditioning, decoding with its KV cache and sampling), the text front
-//! end and the pipeline itself.
+//! Not yet ported: the UnifiedVoice GPT's transformer (prompt assembly,
+//! decoding with its KV cache, repetition penalty and sampling, the latent
+//! pass), the text front end and the pipeline itself.
 
 pub mod audio;
 pub mod bigvgan;
@@ -36,6 +39,7 @@ pub mod campplus;
 pub mod dit;
 pub mod emotion;
 pub mod flow_matching;
+pub mod gpt_conditioning;
 pub mod gpt_layer;
 pub mod length_regulator;
 pub mod rng;

@@ -14,7 +14,7 @@ use std::f64::consts::PI;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use super::weights::{layer_norm, linear};
+use super::weights::{depthwise_conv1d, layer_norm, linear};
 use super::{Error, Result};
 
 // ---------------------------------------------------------------------------
@@ -427,7 +427,7 @@ impl W2vBert {
         let c = c
             .narrow(1, 0, h)?
             .mul(&candle_nn::ops::sigmoid(&c.narrow(1, h, h)?)?)?;
-        let c = depthwise_causal(&c, &l.dw)?;
+        let c = depthwise_conv1d(&c, &l.dw, l.dw.dim(1)? - 1, 0)?;
         let c = l.dw_norm.forward(&c.transpose(1, 2)?)?.silu()?;
         let c = c
             .transpose(1, 2)?
@@ -438,20 +438,6 @@ impl W2vBert {
         let x = ((l.ffn2.forward(&l.ffn2_norm.forward(&x)?)? * 0.5)? + x)?;
         Ok(l.final_norm.forward(&x)?)
     }
-}
-
-/// Depthwise convolution of `[1, C, t]` with `[C, k]`, left-padded by `k - 1`
-/// zeros (causal), as `k` shifted multiply-adds.
-fn depthwise_causal(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let (_, c, t) = x.dims3()?;
-    let k = w.dim(1)?;
-    let xp = x.pad_with_zeros(2, k - 1, 0)?;
-    let mut acc = Tensor::zeros((1, c, t), x.dtype(), x.device())?;
-    for j in 0..k {
-        let wj = w.narrow(1, j, 1)?.reshape((1, c, 1))?;
-        acc = (acc + xp.narrow(2, j, t)?.broadcast_mul(&wj)?)?;
-    }
-    Ok(acc)
 }
 
 /// `wav2vec2bert_stats.pt`: the mean and variance the pipeline normalises

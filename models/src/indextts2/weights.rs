@@ -389,3 +389,23 @@ pub fn group_norm_1(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor
     Ok(y.broadcast_mul(&weight.reshape((1, c, 1))?)?
         .broadcast_add(&bias.reshape((1, c, 1))?)?)
 }
+
+/// Depthwise convolution of `[b, C, t]` with one filter per channel
+/// (`[C, k]`), zero-padded by `left` and `right`, stride 1, as `k` shifted
+/// multiply-adds (candle runs grouped convolutions one group at a time).
+pub fn depthwise_conv1d(x: &Tensor, w: &Tensor, left: usize, right: usize) -> Result<Tensor> {
+    let (b, c, t) = x.dims3()?;
+    let k = w.dim(1)?;
+    let out = (t + left + right + 1).checked_sub(k).ok_or_else(|| {
+        Error::Config(format!(
+            "depthwise convolution: kernel {k} longer than {t} frames"
+        ))
+    })?;
+    let xp = x.pad_with_zeros(2, left, right)?;
+    let mut acc = Tensor::zeros((b, c, out), x.dtype(), x.device())?;
+    for j in 0..k {
+        let wj = w.narrow(1, j, 1)?.reshape((1, c, 1))?;
+        acc = (acc + xp.narrow(2, j, out)?.broadcast_mul(&wj)?)?;
+    }
+    Ok(acc)
+}
