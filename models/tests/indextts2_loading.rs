@@ -25,6 +25,7 @@ use indextts2_common as fx;
 use models::indextts2::bigvgan::{BigVgan, BigVganConfig};
 use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};
+use models::indextts2::gpt::{GptConfig, UnifiedVoiceGpt};
 use models::indextts2::gpt_conditioning::{
     ConformerConfig, GptConditioning, GptConditioningConfig,
 };
@@ -332,10 +333,18 @@ fn official_semantic_codec_names_and_shapes() {
 }
 
 #[test]
-fn official_gpt_conditioning_names_and_shapes() {
+fn official_gpt_names_and_shapes() {
     let (vb, asked, names) = Official::new().file("gpt.pth");
     GptConditioning::load(&vb, &GptConditioningConfig::indextts2()).unwrap();
     // The positional tables are buffers the port computes.
+    UnifiedVoiceGpt::load(&vb, &GptConfig::indextts2()).unwrap();
+    // Not used at inference: the text head (text prediction is a training
+    // objective).
+    let left = unexplained(&names, &asked, "", &["embed.pos_enc.pe", "text_head."]);
+    assert!(
+        left.is_empty(),
+        "official gpt.pth tensors not loaded: {left:?}"
+    );
     for prefix in [
         "conditioning_encoder.",
         "perceiver_encoder.",
@@ -429,6 +438,32 @@ fn blocks_from_the_random_checkpoint_files() {
             .unwrap(),
         fx::TOL,
     );
+
+    let c = &fx::checkpoint()["config_yaml"]["gpt"];
+    let gpt = UnifiedVoiceGpt::load(
+        &vb,
+        &GptConfig {
+            layers: c["layers"].as_u64().unwrap() as usize,
+            ..GptConfig::indextts2()
+        },
+    )
+    .unwrap();
+    let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&t| t as u32)
+        .collect();
+    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
+    let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
+    let sampling = models::indextts2::gpt::Sampling {
+        top_k: 1,
+        ..Default::default()
+    };
+    let out = gpt.generate(&prompt, &sampling, &mut || 0.0).unwrap();
+    let raw = fx::get(&g, "gpt.codes_raw").to_vec1::<i64>().unwrap();
+    let want: Vec<u32> = raw[..raw.len() - 1].iter().map(|&c| c as u32).collect();
+    assert_eq!(out.codes, want, "codes from gpt.pth");
 
     // feat1.pt / feat2.pt pickle a bare tensor: it is read under the name "".
     for (file, name, cols) in [("feat1.pt", "feat1", 192), ("feat2.pt", "feat2", 1280)] {

@@ -17,6 +17,7 @@ use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};
 use models::indextts2::emotion::{scale_emo_vector, EmotionMatrices, EMO_NUM};
 use models::indextts2::flow_matching::{self, linspace01, CfmParams};
+use models::indextts2::gpt::{GptConfig, Sampling, UnifiedVoiceGpt};
 use models::indextts2::gpt_conditioning::{
     ConformerConfig, GptConditioning, GptConditioningConfig,
 };
@@ -342,27 +343,38 @@ fn w2v_bert_small_with_padding() {
 }
 
 #[test]
-fn speaker_conditioning_from_the_clip() {
-    // `_get_speaker_conditioning` chained from the raw 22,050 Hz clip with the
-    // ported blocks: resampling, w2v-BERT features and encoder (1024 wide as
-    // IndexTTS2 hard-codes, 17 of its 18 thin layers, normalised), semantic
-    // codes, reference mel, fbank and CAMPPlus style, length regulator.
+fn end_to_end_from_the_clip_and_tokens() {
+    // infer_v2 chained with the ported blocks, from the raw 22,050 Hz clip and
+    // the text tokens to the int16 samples: resampling, w2v-BERT features and
+    // encoder (1024 wide as IndexTTS2 hard-codes, 17 of its 18 thin layers),
+    // semantic codes, reference mel, fbank and CAMPPlus style, length
+    // regulator, GPT conditioning, greedy decoding, latent pass, gpt_layer,
+    // flow matching (recorded noise), BigVGAN. Inputs not ported: the
+    // emotion clip's 16 kHz samples (librosa's soxr resampling) and the noise.
     let g = fx::golden();
     let clip = fx::samples(&g, "clip.spk.samples");
     let audio_16k = Resampler::new(22_050, 16_000).unwrap().process(&clip);
-    let feats = w2v_bert::features(&audio_16k, 1.0, &CPU).unwrap();
-    let c = &fx::checkpoint()["w2v_bert"];
-    let cfg = W2vBertConfig {
-        intermediate_size: c["intermediate_size"].as_u64().unwrap() as usize,
-        ..W2vBertConfig::w2v_bert_2_indextts2()
+    let (spk_cond_emb, emo_cond_emb) = {
+        let c = &fx::checkpoint()["w2v_bert"];
+        let cfg = W2vBertConfig {
+            intermediate_size: c["intermediate_size"].as_u64().unwrap() as usize,
+            ..W2vBertConfig::w2v_bert_2_indextts2()
+        };
+        let w2v = W2vBert::load(&fx::random_vb("w2v_bert"), &cfg).unwrap();
+        let stats = SemanticStats::load(&fx::random_vb("w2v_stats"), 1024).unwrap();
+        let feats = w2v_bert::features(&audio_16k, 1.0, &CPU).unwrap();
+        let spk = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
+        let feats = w2v_bert::features(&fx::samples(&g, "clip.emo.samples"), 1.0, &CPU).unwrap();
+        let emo = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
+        (spk, emo)
     };
-    let w2v = W2vBert::load(&fx::random_vb("w2v_bert"), &cfg).unwrap();
-    let stats = SemanticStats::load(&fx::random_vb("w2v_stats"), 1024).unwrap();
-    let spk_cond_emb = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
     let want = fx::get(&g, "w2v.spk.out").unsqueeze(0).unwrap();
-    fx::assert_close("chain: spk_cond_emb", &spk_cond_emb, &want, fx::TOL);
+    fx::assert_close("e2e: spk_cond_emb", &spk_cond_emb, &want, fx::TOL);
+    let want = fx::get(&g, "w2v.emo.out").unsqueeze(0).unwrap();
+    fx::assert_close("e2e: emo_cond_emb", &emo_cond_emb, &want, fx::TOL);
 
-    let (codes, s_ref) = codec().quantize(&spk_cond_emb).unwrap();
+    let codec = codec();
+    let (codes, s_ref) = codec.quantize(&spk_cond_emb).unwrap();
     let codes: Vec<u32> = codes.squeeze(0).unwrap().to_vec1().unwrap();
     let want: Vec<u32> = fx::get(&g, "codec.quantize.codes")
         .to_vec1::<i64>()
@@ -370,31 +382,102 @@ fn speaker_conditioning_from_the_clip() {
         .iter()
         .map(|&c| c as u32)
         .collect();
-    assert_eq!(codes, want, "chain: semantic codes");
-    let want = fx::get(&g, "codec.quantize.out").unsqueeze(0).unwrap();
-    fx::assert_close("chain: S_ref", &s_ref, &want, fx::TOL);
-
+    assert_eq!(codes, want, "e2e: semantic codes");
     let ref_mel = audio::mel_spectrogram(&clip, &MelConfig::s2mel_22k(), &CPU).unwrap();
-    let frames = ref_mel.dim(2).unwrap();
-    let prompt = length_regulator().forward(&s_ref, frames).unwrap();
+    let p = ref_mel.dim(2).unwrap();
+    let lr = length_regulator();
+    let prompt_condition = lr.forward(&s_ref, p).unwrap();
     let want = fx::get(&g, "lr.prompt.out").unsqueeze(0).unwrap();
-    fx::assert_close("chain: prompt_condition", &prompt, &want, fx::TOL);
-
+    fx::assert_close("e2e: prompt_condition", &prompt_condition, &want, fx::TOL);
     let fbank = audio::kaldi_fbank(&audio_16k, &FbankConfig::campplus(), &CPU).unwrap();
     let fbank = fbank
         .broadcast_sub(&fbank.mean_keepdim(0).unwrap())
         .unwrap();
     let camp = CampPlus::load(&fx::random_vb("campplus"), &CampPlusConfig::default()).unwrap();
     let style = camp.forward(&fbank.unsqueeze(0).unwrap()).unwrap();
-    let want = fx::get(&g, "campplus.out").unsqueeze(0).unwrap();
-    fx::assert_close("chain: style", &style, &want, fx::TOL);
+    fx::assert_close(
+        "e2e: style",
+        &style,
+        &fx::get(&g, "campplus.out").unsqueeze(0).unwrap(),
+        fx::TOL,
+    );
 
-    // The emotion clip's features (librosa's soxr resampling, not ported:
-    // taken as recorded) through the same encoder.
-    let feats = w2v_bert::features(&fx::samples(&g, "clip.emo.samples"), 1.0, &CPU).unwrap();
-    let emo = w2v_bert::semantic_embedding(&w2v, &stats, &feats, 17).unwrap();
-    let want = fx::get(&g, "w2v.emo.out").unsqueeze(0).unwrap();
-    fx::assert_close("chain: emo_cond_emb", &emo, &want, fx::TOL);
+    let (codes, latent) = {
+        let cond_cfg = gpt_conditioning_cfg(&fx::checkpoint()["config_yaml"]["gpt"]);
+        let cond = GptConditioning::load(&fx::random_vb("gpt"), &cond_cfg).unwrap();
+        let speech = cond.speech_latent(&spk_cond_emb).unwrap();
+        let emovec = cond
+            .merge_emovec(&spk_cond_emb, &emo_cond_emb, 1.0)
+            .unwrap();
+        let gpt = UnifiedVoiceGpt::load(&fx::random_vb("gpt"), &gpt_cfg()).unwrap();
+        let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
+            .to_vec1::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&t| t as u32)
+            .collect();
+        let prompt = gpt.prompt(&speech, &emovec, &text).unwrap();
+        let sampling = Sampling {
+            top_k: 1,
+            ..Sampling::default()
+        };
+        let out = gpt.generate(&prompt, &sampling, &mut || 0.0).unwrap();
+        assert!(out.stopped);
+        let latent = gpt.latent(&speech, &emovec, &text, &out.codes).unwrap();
+        (out.codes, latent)
+    };
+    let raw = fx::get(&g, "gpt.codes_raw").to_vec1::<i64>().unwrap();
+    let want: Vec<u32> = raw[..raw.len() - 1].iter().map(|&c| c as u32).collect();
+    assert_eq!(codes, want, "e2e: mel codes");
+    fx::assert_close(
+        "e2e: gpt latent",
+        &latent,
+        &fx::get(&g, "gpt.latent").unsqueeze(0).unwrap(),
+        fx::TOL,
+    );
+
+    let layer = GptLayer::load(
+        &fx::random_vb("s2mel").pp("gpt_layer"),
+        &GptLayerConfig::default(),
+    )
+    .unwrap();
+    let code_t = Tensor::new(codes.as_slice(), &CPU)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let s_infer = (codec.vq2emb(&code_t).unwrap() + layer.forward(&latent).unwrap()).unwrap();
+    let cond = lr.forward(&s_infer, target_frames(codes.len())).unwrap();
+    let mu = Tensor::cat(&[&prompt_condition, &cond], 1).unwrap();
+    let noise = fx::get(&g, "cfm.noise").unsqueeze(0).unwrap();
+    let mel = flow_matching::inference(&dit(), &mu, &ref_mel, &style, &noise, CfmParams::default())
+        .unwrap();
+    let mel = mel.narrow(2, p, mel.dim(2).unwrap() - p).unwrap();
+    let voc = BigVgan::load(&fx::random_vb("bigvgan"), &tiny_bigvgan_config()).unwrap();
+    let wav = voc.forward(&mel).unwrap().flatten_all().unwrap();
+    fx::assert_close("e2e: waveform", &wav, &fx::get(&g, "bigvgan.out"), fx::TOL);
+    let pcm: Vec<i64> = wav
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&s| (s * 32767.0).clamp(-32767.0, 32767.0) as i16 as i64)
+        .collect();
+    let want: Vec<i64> = fx::get(&g, "final.wav_i16")
+        .to_dtype(DType::I64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(pcm.len(), want.len());
+    let worst = pcm
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .max()
+        .unwrap();
+    println!(
+        "PARITY e2e: {} int16 samples, max difference {worst} LSB",
+        pcm.len()
+    );
+    assert!(worst <= 1, "e2e: int16 output off by {worst}");
 }
 
 fn dit() -> Dit {
@@ -711,4 +794,89 @@ fn gpt_conditioning_pipeline_width() {
     let merged = cond.merge_emovec(&spk, &emo, 1.0).unwrap();
     let want = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
     fx::assert_close("emovec (1280, alpha 1)", &merged, &want, fx::TOL);
+}
+
+fn gpt_cfg() -> GptConfig {
+    let c = &fx::checkpoint()["config_yaml"]["gpt"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    GptConfig {
+        model_dim: n("model_dim"),
+        heads: n("heads"),
+        layers: n("layers"),
+        number_text_tokens: n("number_text_tokens"),
+        number_mel_codes: n("number_mel_codes"),
+        start_mel_token: n("start_mel_token") as u32,
+        stop_mel_token: n("stop_mel_token") as u32,
+        start_text_token: n("start_text_token") as u32,
+        stop_text_token: n("stop_text_token") as u32,
+        max_mel_tokens: n("max_mel_tokens"),
+        max_text_tokens: n("max_text_tokens"),
+    }
+}
+
+#[test]
+fn gpt_decoding_and_latent() {
+    // Greedy decoding (top_k 1, repetition penalty 10, temperature 0.8,
+    // top_p 0.8) from the recorded conditioning: every step's logits, the
+    // codes, the stop, then the latent pass.
+    let g = fx::golden();
+    let gpt = UnifiedVoiceGpt::load(&fx::random_vb("gpt"), &gpt_cfg()).unwrap();
+    let latent = fx::get(&g, "gpt.speech_conditioning_latent")
+        .unsqueeze(0)
+        .unwrap();
+    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
+    let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&t| t as u32)
+        .collect();
+    let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
+    let sampling = Sampling {
+        top_k: 1,
+        ..Sampling::default()
+    };
+    let mut never = || -> f32 { panic!("greedy decoding draws nothing") };
+    let out = gpt.generate(&prompt, &sampling, &mut never).unwrap();
+    let want_logits = fx::get(&g, "gpt.logits");
+    let raw: Vec<u32> = fx::get(&g, "gpt.codes_raw")
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&c| c as u32)
+        .collect();
+    assert_eq!(
+        out.logits.len(),
+        want_logits.dim(0).unwrap(),
+        "decoding steps"
+    );
+    let mut worst = 0f32;
+    for (t, l) in out.logits.iter().enumerate() {
+        let want = want_logits.get(t).unwrap();
+        let err = (l - &want).unwrap().abs().unwrap().max_all().unwrap();
+        let scale = want.abs().unwrap().max_all().unwrap();
+        let rel = err.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap();
+        worst = worst.max(rel);
+    }
+    println!(
+        "PARITY gpt logits: {} steps × {} logits, worst step rel {worst:.3e}",
+        out.logits.len(),
+        want_logits.dim(1).unwrap()
+    );
+    assert!(worst <= fx::TOL, "logits relative error {worst:.3e}");
+    assert!(out.stopped);
+    assert_eq!(out.codes, raw[..raw.len() - 1], "codes");
+    println!(
+        "PARITY gpt codes: {} of {} equal, stop at the same step",
+        out.codes.len(),
+        raw.len() - 1
+    );
+
+    let got = gpt.latent(&latent, &emovec, &text, &out.codes).unwrap();
+    fx::assert_close(
+        "gpt latent pass",
+        &got,
+        &fx::get(&g, "gpt.latent").unsqueeze(0).unwrap(),
+        fx::TOL,
+    );
 }

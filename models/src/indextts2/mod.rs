@@ -10,6 +10,9 @@
 //! - [`w2v_bert`]: w2v-BERT 2.0's input features (SeamlessM4T feature
 //!   extractor) and conformer encoder up to `hidden_states[17]`, normalised
 //!   (the speaker and emotion conditioning `spk_cond_emb` / `emo_cond_emb`);
+//! - [`gpt`]: the UnifiedVoice GPT's transformer: prompt, decoding of the
+//!   mel codes with a KV cache and the reference's logits processing
+//!   (deterministic with `top_k = 1`), and the latent pass;
 //! - [`gpt_conditioning`]: the UnifiedVoice GPT's speaker conditioning
 //!   (Conformer + Perceiver → 32 latents) and emotion vector (`get_emovec`,
 //!   `merge_emovec`);
@@ -29,9 +32,9 @@
 //! - [`weights`]: reading the official files (`.pth` zip archives with nested
 //!   dictionaries, `.safetensors`) into a `VarBuilder`.
 //!
-//! Not yet ported: the UnifiedVoice GPT's transformer (prompt assembly,
-//! decoding with its KV cache, repetition penalty and sampling, the latent
-//! pass), the text front end and the pipeline itself.
+//! Not yet ported: beam search (the reference's default `num_beams = 3`),
+//! the text front end (normaliser, SentencePiece, segmentation) and the
+//! pipeline itself.
 
 pub mod audio;
 pub mod bigvgan;
@@ -39,6 +42,7 @@ pub mod campplus;
 pub mod dit;
 pub mod emotion;
 pub mod flow_matching;
+pub mod gpt;
 pub mod gpt_conditioning;
 pub mod gpt_layer;
 pub mod length_regulator;
