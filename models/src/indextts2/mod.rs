@@ -36,6 +36,8 @@
 //! the text front end (normaliser, SentencePiece, segmentation) and the
 //! pipeline itself.
 
+#![warn(missing_docs)]
+
 pub mod audio;
 pub mod bigvgan;
 pub mod campplus;
