@@ -12,6 +12,7 @@
 
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod indextts2;
 pub mod onnx;
 pub mod phonemize;
 pub mod vits;
