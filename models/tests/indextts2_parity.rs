@@ -455,29 +455,7 @@ fn end_to_end_from_the_clip_and_tokens() {
     let voc = BigVgan::load(&fx::random_vb("bigvgan"), &tiny_bigvgan_config()).unwrap();
     let wav = voc.forward(&mel).unwrap().flatten_all().unwrap();
     fx::assert_close("e2e: waveform", &wav, &fx::get(&g, "bigvgan.out"), fx::TOL);
-    let pcm: Vec<i64> = wav
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|&s| (s * 32767.0).clamp(-32767.0, 32767.0) as i16 as i64)
-        .collect();
-    let want: Vec<i64> = fx::get(&g, "final.wav_i16")
-        .to_dtype(DType::I64)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    assert_eq!(pcm.len(), want.len());
-    let worst = pcm
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .max()
-        .unwrap();
-    println!(
-        "PARITY e2e: {} int16 samples, max difference {worst} LSB",
-        pcm.len()
-    );
-    assert!(worst <= 1, "e2e: int16 output off by {worst}");
+    assert_int16_within_one_lsb("e2e", &wav, &g);
 }
 
 fn dit() -> Dit {
@@ -664,29 +642,7 @@ fn synthesis_from_codes_and_latent() {
         &fx::get(&g, "bigvgan.out"),
         fx::TOL,
     );
-    let pcm: Vec<i64> = wav
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|&s| (s * 32767.0).clamp(-32767.0, 32767.0) as i16 as i64)
-        .collect();
-    let want: Vec<i64> = fx::get(&g, "final.wav_i16")
-        .to_dtype(DType::I64)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    assert_eq!(pcm.len(), want.len());
-    let worst = pcm
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .max()
-        .unwrap();
-    println!(
-        "PARITY chain: int16 samples {} , max difference {worst} LSB",
-        pcm.len()
-    );
-    assert!(worst <= 1, "int16 output off by {worst}");
+    assert_int16_within_one_lsb("chain", &wav, &g);
 }
 
 #[test]
@@ -879,4 +835,36 @@ fn gpt_decoding_and_latent() {
         &fx::get(&g, "gpt.latent").unsqueeze(0).unwrap(),
         fx::TOL,
     );
+}
+
+/// The reference's 16-bit output (`(wav × 32767).clamp(±32767)`, truncated)
+/// of `wav` against the recorded `final.wav_i16`: at most 1 LSB apart.
+fn assert_int16_within_one_lsb(
+    label: &str,
+    wav: &Tensor,
+    g: &std::collections::HashMap<String, Tensor>,
+) {
+    let pcm: Vec<i64> = wav
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&s| (s * 32767.0).clamp(-32767.0, 32767.0) as i16 as i64)
+        .collect();
+    let want: Vec<i64> = fx::get(g, "final.wav_i16")
+        .to_dtype(DType::I64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(pcm.len(), want.len());
+    let worst = pcm
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .max()
+        .unwrap();
+    println!(
+        "PARITY {label}: {} int16 samples, max difference {worst} LSB",
+        pcm.len()
+    );
+    assert!(worst <= 1, "{label}: int16 output off by {worst}");
 }
