@@ -560,16 +560,7 @@ fn blocks_from_the_random_checkpoint_files() {
         fx::TOL,
     );
 
-    let c = &fx::checkpoint()["config_yaml"]["semantic_codec"];
-    let n = |k: &str| c[k].as_u64().unwrap() as usize;
-    let cfg = SemanticCodecConfig {
-        codebook_size: n("codebook_size"),
-        hidden_size: n("hidden_size"),
-        codebook_dim: n("codebook_dim"),
-        vocos_dim: n("vocos_dim"),
-        vocos_intermediate_dim: n("vocos_intermediate_dim"),
-        vocos_num_layers: n("vocos_num_layers"),
-    };
+    let cfg = fx::semantic_codec_config();
     let vb = safetensors_var_builder(
         &hub(&work, "amphion/MaskGCT").join("semantic_codec/model.safetensors"),
         &cpu,

@@ -24,7 +24,7 @@ use models::indextts2::gpt_conditioning::{
 use models::indextts2::gpt_layer::{GptLayer, GptLayerConfig};
 use models::indextts2::length_regulator::{target_frames, LengthRegulator, LengthRegulatorConfig};
 use models::indextts2::rng::generate;
-use models::indextts2::semantic_codec::{SemanticCodec, SemanticCodecConfig};
+use models::indextts2::semantic_codec::SemanticCodec;
 use models::indextts2::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 
 const CPU: Device = Device::Cpu;
@@ -206,16 +206,7 @@ fn gpt_layer_and_length_regulator_infer() {
 }
 
 fn codec() -> SemanticCodec {
-    let c = &fx::checkpoint()["config_yaml"]["semantic_codec"];
-    let n = |k: &str| c[k].as_u64().unwrap() as usize;
-    let cfg = SemanticCodecConfig {
-        codebook_size: n("codebook_size"),
-        hidden_size: n("hidden_size"),
-        codebook_dim: n("codebook_dim"),
-        vocos_dim: n("vocos_dim"),
-        vocos_intermediate_dim: n("vocos_intermediate_dim"),
-        vocos_num_layers: n("vocos_num_layers"),
-    };
+    let cfg = fx::semantic_codec_config();
     SemanticCodec::load(&fx::random_vb("semantic_codec"), &cfg).unwrap()
 }
 

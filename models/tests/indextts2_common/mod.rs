@@ -115,3 +115,17 @@ pub fn assert_close(label: &str, got: &Tensor, want: &Tensor, tol: f32) -> Parit
 
 /// The tolerance of the stage-1 parity tests (f32).
 pub const TOL: f32 = 1e-4;
+
+/// The semantic codec's configuration from the fixtures' `config.yaml`.
+pub fn semantic_codec_config() -> models::indextts2::semantic_codec::SemanticCodecConfig {
+    let c = &checkpoint()["config_yaml"]["semantic_codec"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    models::indextts2::semantic_codec::SemanticCodecConfig {
+        codebook_size: n("codebook_size"),
+        hidden_size: n("hidden_size"),
+        codebook_dim: n("codebook_dim"),
+        vocos_dim: n("vocos_dim"),
+        vocos_intermediate_dim: n("vocos_intermediate_dim"),
+        vocos_num_layers: n("vocos_num_layers"),
+    }
+}
