@@ -41,6 +41,7 @@
 pub mod audio;
 pub mod bigvgan;
 pub mod campplus;
+pub mod checkpoint;
 pub mod dit;
 pub mod emotion;
 pub mod flow_matching;
@@ -48,6 +49,7 @@ pub mod gpt;
 pub mod gpt_conditioning;
 pub mod gpt_layer;
 pub mod length_regulator;
+pub mod pipeline;
 pub mod rng;
 pub mod semantic_codec;
 pub mod w2v_bert;

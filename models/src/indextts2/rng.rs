@@ -148,9 +148,89 @@ impl SimpleBackend for RandomWeights {
     }
 }
 
+/// The random numbers of synthesis (sampling of the mel codes, the flow
+/// matching's noise) when none are given: splitmix64 from a seed, so that
+/// a seed reproduces a synthesis exactly. The reference draws them from
+/// torch's generator, which is not reproduced; parity tests pass the
+/// reference's draws in instead.
+///
+/// ```
+/// use models::indextts2::rng::Draws;
+///
+/// let mut a = Draws::new(7);
+/// let mut b = Draws::new(7);
+/// assert_eq!(a.uniform(), b.uniform());
+/// assert!((0.0..1.0).contains(&a.uniform()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Draws {
+    state: u64,
+    spare: Option<f32>,
+}
+
+impl Draws {
+    /// A stream seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: mix64(seed ^ 0x1D87_75B9_0A52_3E1F),
+            spare: None,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(GOLDEN);
+        mix64(self.state)
+    }
+
+    /// A uniform f32 in `[0, 1)` (24 random bits).
+    pub fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 * (1.0 / 16_777_216.0)
+    }
+
+    /// A standard normal f32 (Box–Muller, in f64).
+    pub fn normal(&mut self) -> f32 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        // u1 in (0, 1]: never log(0).
+        let u1 = ((self.next() >> 11) as f64 + 1.0) * (1.0 / 9_007_199_254_740_992.0);
+        let u2 = (self.next() >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0);
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        self.spare = Some((r * s) as f32);
+        (r * c) as f32
+    }
+
+    /// `n` standard normal values.
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.normal()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_are_reproducible_and_normal() {
+        let mut d = Draws::new(1);
+        let v = d.normals(20_000);
+        assert_eq!(v, Draws::new(1).normals(20_000));
+        assert_ne!(v[..8], Draws::new(2).normals(8)[..]);
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        let var = v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / v.len() as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+        assert!((0..1000)
+            .map(|_| d.uniform())
+            .all(|u| (0.0..1.0).contains(&u)));
+    }
 
     #[test]
     fn splitmix64_known_values() {
