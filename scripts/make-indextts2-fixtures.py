@@ -794,6 +794,46 @@ def run(tts, clip: Path, max_mel_tokens: int):
     )
 
 
+def record_beam_search(ckpt: Path, out: Path):
+    """Beam search as UnifiedVoice.inference_speech runs it through
+    transformers' generate (num_beams > 1, length_penalty 0, repetition
+    penalty 10), deterministic (do_sample=False: infer() hard-codes sampling,
+    whose draws a port cannot reproduce), from the inputs of the recorded run
+    (pipeline.safetensors). Writes beam.json: the codes per setting."""
+    import safetensors.numpy
+    import torch
+
+    g = safetensors.numpy.load_file(out / "pipeline.safetensors")
+    tts = construct(ckpt)
+    spk = torch.from_numpy(g["w2v.spk.out"]).unsqueeze(0)
+    emo = torch.from_numpy(g["w2v.emo.out"]).unsqueeze(0)
+    emovec = torch.from_numpy(g["gpt.emovec"]).unsqueeze(0)
+    text = torch.from_numpy(g["gpt.text_tokens"]).to(torch.int32).unsqueeze(0)
+    cases = []
+    for beams, max_tokens in [(3, 60), (2, 60), (4, 6)]:
+        with torch.no_grad():
+            codes, _ = tts.gpt.inference_speech(
+                spk,
+                text,
+                emo,
+                cond_lengths=torch.tensor([spk.shape[-1]]),
+                emo_cond_lengths=torch.tensor([emo.shape[-1]]),
+                emo_vec=emovec,
+                do_sample=False,
+                num_beams=beams,
+                num_return_sequences=1,
+                length_penalty=0.0,
+                repetition_penalty=10.0,
+                max_generate_length=max_tokens,
+            )
+        cases.append({"num_beams": beams, "max_mel_tokens": max_tokens, "codes": codes[0].tolist()})
+        print(f"beam search, {beams} beams, at most {max_tokens}: {codes[0].tolist()}")
+    (out / "beam.json").write_text(
+        json.dumps({"reference": "indextts2-inference 2.1.1, transformers 5.2.0", "cases": cases}, indent=1)
+        + "\n"
+    )
+
+
 def choose_stop_bias(logits: list[np.ndarray], codes: np.ndarray) -> tuple[float, int, float]:
     """Bias for the stop token so that greedy decoding (repetition penalty 10
     on the prompt ids {1, start} and on every generated code) stops at a step
@@ -1067,6 +1107,11 @@ def main():
     ap.add_argument("--work", type=Path, default=Path("/work/itts-work"))
     ap.add_argument("--out", type=Path, default=REPO / "models/tests/fixtures/indextts2")
     ap.add_argument("--keep", action="store_true", help="reuse the checkpoint under --work")
+    ap.add_argument(
+        "--beam-only",
+        action="store_true",
+        help="only (re)record beam.json from an existing checkpoint and pipeline.safetensors",
+    )
     args = ap.parse_args()
 
     t0 = time.time()
@@ -1087,6 +1132,9 @@ def main():
     seed = args.seed
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.beam_only:
+        record_beam_search(ckpt, out)
+        return
 
     # Patches: single elements set after generation. The start token's logit
     # is pushed down; the final BigVGAN convolution's weight-norm gain is made
@@ -1255,6 +1303,8 @@ def main():
         + "\n"
     )
     official_manifest(out / "manifest.json")
+    del tts
+    record_beam_search(ckpt, out)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"codes {int(stop_idx[0])}, min greedy margin {min(margins):.2e}")
     print(f"fixtures: {total / 1e6:.2f} MB in {out}; total {time.time() - t0:.1f} s")

@@ -32,6 +32,9 @@ pub enum Error {
     /// Writing a WAV file failed (more samples than a WAV file holds).
     #[error("cannot write WAV: {0}")]
     Wav(#[from] hound::Error),
+    /// Audio input could not be read (not a WAV file, too long, empty).
+    #[error("audio: {0}")]
+    Audio(String),
     /// The voice directory or one of its files is missing.
     #[error("{0}")]
     Missing(String),

@@ -456,10 +456,7 @@ fn blocks_from_the_random_checkpoint_files() {
         .collect();
     let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
     let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
-    let sampling = models::indextts2::gpt::Sampling {
-        top_k: 1,
-        ..Default::default()
-    };
+    let sampling = models::indextts2::gpt::Sampling::greedy();
     let out = gpt.generate(&prompt, &sampling, &mut || 0.0).unwrap();
     let raw = fx::get(&g, "gpt.codes_raw").to_vec1::<i64>().unwrap();
     let want: Vec<u32> = raw[..raw.len() - 1].iter().map(|&c| c as u32).collect();

@@ -408,10 +408,7 @@ fn end_to_end_from_the_clip_and_tokens() {
             .map(|&t| t as u32)
             .collect();
         let prompt = gpt.prompt(&speech, &emovec, &text).unwrap();
-        let sampling = Sampling {
-            top_k: 1,
-            ..Sampling::default()
-        };
+        let sampling = Sampling::greedy();
         let out = gpt.generate(&prompt, &sampling, &mut || 0.0).unwrap();
         assert!(out.stopped);
         let latent = gpt.latent(&speech, &emovec, &text, &out.codes).unwrap();
@@ -779,10 +776,7 @@ fn gpt_decoding_and_latent() {
         .map(|&t| t as u32)
         .collect();
     let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
-    let sampling = Sampling {
-        top_k: 1,
-        ..Sampling::default()
-    };
+    let sampling = Sampling::greedy();
     let mut never = || -> f32 { panic!("greedy decoding draws nothing") };
     let out = gpt.generate(&prompt, &sampling, &mut never).unwrap();
     let want_logits = fx::get(&g, "gpt.logits");
@@ -826,6 +820,72 @@ fn gpt_decoding_and_latent() {
         &fx::get(&g, "gpt.latent").unsqueeze(0).unwrap(),
         fx::TOL,
     );
+}
+
+#[test]
+fn gpt_beam_search() {
+    // transformers' beam search as inference_speech runs it (length penalty
+    // 0, repetition penalty 10), deterministic (do_sample false), from the
+    // recorded conditioning: the same codes for 3 and 2 beams (both end at
+    // the stop code) and for 4 beams cut by max_mel_tokens.
+    let g = fx::golden();
+    let gpt = UnifiedVoiceGpt::load(&fx::random_vb("gpt"), &gpt_cfg()).unwrap();
+    let latent = fx::get(&g, "gpt.speech_conditioning_latent")
+        .unsqueeze(0)
+        .unwrap();
+    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
+    let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&t| t as u32)
+        .collect();
+    let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
+    let beam: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx::dir().join("beam.json")).unwrap())
+            .unwrap();
+    let stop = gpt_cfg().stop_mel_token;
+    for case in beam["cases"].as_array().unwrap() {
+        let beams = case["num_beams"].as_u64().unwrap() as usize;
+        let max = case["max_mel_tokens"].as_u64().unwrap() as usize;
+        let want: Vec<u32> = case["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap() as u32)
+            .collect();
+        let sampling = Sampling {
+            num_beams: beams,
+            do_sample: false,
+            max_mel_tokens: max,
+            ..Sampling::default()
+        };
+        let mut never = || -> f32 { panic!("deterministic beam search draws nothing") };
+        let out = gpt.generate(&prompt, &sampling, &mut never).unwrap();
+        let stopped = want.last() == Some(&stop);
+        let want_codes = if stopped {
+            &want[..want.len() - 1]
+        } else {
+            &want[..]
+        };
+        assert_eq!(out.codes, want_codes, "{beams} beams, at most {max}");
+        assert_eq!(out.stopped, stopped, "{beams} beams, at most {max}");
+        println!(
+            "PARITY beam search ({beams} beams, at most {max}): {} codes equal, stopped {stopped}",
+            out.codes.len()
+        );
+    }
+    // Sampling beams draw from the seeded stream and still end.
+    let mut draws = models::indextts2::rng::Draws::new(3);
+    let sampled = Sampling {
+        max_mel_tokens: 40,
+        ..Sampling::default()
+    };
+    let out = gpt
+        .generate(&prompt, &sampled, &mut || draws.uniform())
+        .unwrap();
+    assert!(!out.codes.is_empty() && out.codes.len() <= 40);
+    assert!(out.codes.iter().all(|&c| c < stop - 1));
 }
 
 /// The reference's 16-bit output (`(wav × 32767).clamp(±32767)`, truncated)

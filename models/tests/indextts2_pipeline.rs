@@ -158,10 +158,7 @@ fn end_to_end_equals_the_reference() {
     let opts = Options {
         emotion: Emotion::Clip(emo),
         emo_alpha: 1.0,
-        sampling: Sampling {
-            top_k: 1,
-            ..Sampling::default()
-        },
+        sampling: Sampling::greedy(),
         noise: Some(vec![fx::get(&g, "cfm.noise").unsqueeze(0).unwrap()]),
         ..Options::default()
     };
@@ -315,4 +312,94 @@ fn emotion_vector_and_bad_inputs() {
     let s = tts.speaker(&clip48, 44_100).unwrap();
     assert_eq!(s.ref_mel.dims(), speaker.ref_mel.dims());
     assert!((s.seconds - 1.0).abs() < 1e-3, "{}", s.seconds);
+}
+
+/// The fixtures' checkpoint as `random_checkpoint::write` describes it.
+fn fixture_spec() -> models::indextts2::random_checkpoint::Spec {
+    let ck = fx::checkpoint();
+    let (seed, patches) = fx::generator();
+    let mut w2v = models::indextts2::random_checkpoint::official_w2v_bert_config();
+    w2v["intermediate_size"] = ck["w2v_bert"]["intermediate_size"].clone();
+    w2v["num_hidden_layers"] = ck["w2v_bert"]["num_hidden_layers"].clone();
+    models::indextts2::random_checkpoint::Spec {
+        seed,
+        patches,
+        config_yaml: serde_yaml::to_string(&ck["config_yaml"]).unwrap(),
+        w2v_bert: w2v,
+        bigvgan: ck["bigvgan"].clone(),
+        bpe_model: std::fs::read(fx::dir().join("bpe.model")).unwrap(),
+    }
+}
+
+#[test]
+fn the_random_checkpoint_in_the_official_layout_speaks_like_the_reference() {
+    // Written as files (torch zip pickles, safetensors, a hub cache), read
+    // back by the official-file loaders: the same codes and samples as the
+    // reference's run on the same weights.
+    use models::indextts2::checkpoint::{AuxModels, Checkpoint};
+    let g = fx::golden();
+    let dir = std::env::temp_dir().join(format!("itts-random-ckpt-{}", std::process::id()));
+    let t = std::time::Instant::now();
+    let written = models::indextts2::random_checkpoint::write(
+        &fixture_spec(),
+        &dir.join("checkpoints"),
+        &dir.join("hub"),
+    )
+    .unwrap();
+    println!(
+        "random checkpoint: {} tensors, {:.1} MB, written in {:.1} s",
+        written.tensors,
+        written.bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let ckpt = Checkpoint::open(&written.checkpoint).unwrap();
+    let aux = AuxModels::locate(&written.hub, &ckpt.config.vocoder).unwrap();
+    let t = std::time::Instant::now();
+    let tts = IndexTts2::load(&ckpt, &aux, &Device::Cpu).unwrap();
+    println!("loaded in {:.1} s", t.elapsed().as_secs_f64());
+    let speaker = tts
+        .speaker(&fx::samples(&g, "clip.spk.samples"), 22_050)
+        .unwrap();
+    let emo = tts
+        .emotion_clip(&fx::samples(&g, "clip.emo.samples"), 16_000)
+        .unwrap();
+    let opts = Options {
+        emotion: Emotion::Clip(emo),
+        sampling: Sampling::greedy(),
+        noise: Some(vec![fx::get(&g, "cfm.noise").unsqueeze(0).unwrap()]),
+        ..Options::default()
+    };
+    let text = ids(&fx::get(&g, "gpt.text_tokens"));
+    let out = tts
+        .synthesize(&speaker, &[text], &opts, &mut |_| {})
+        .unwrap();
+    let raw = ids(&fx::get(&g, "gpt.codes_raw"));
+    assert_eq!(out.segments[0].codes, raw[..raw.len() - 1], "mel codes");
+    let wav = Tensor::new(out.samples.as_slice(), &Device::Cpu).unwrap();
+    fx::assert_close(
+        "files: waveform",
+        &wav,
+        &fx::get(&g, "bigvgan.out"),
+        fx::TOL,
+    );
+    // A file that loses a tensor fails naming it.
+    let gpt = written.checkpoint.join("gpt.pth");
+    models::indextts2::weights::write_pth(
+        &gpt,
+        &models::indextts2::weights::PthNode::Dict(vec![(
+            "mel_head.bias".into(),
+            models::indextts2::weights::PthNode::Tensor(vec![8194]),
+        )]),
+        &mut |_, s| vec![0.0; s.iter().product()],
+    )
+    .unwrap();
+    let err = IndexTts2::load(&ckpt, &aux, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("text_embedding") || err.contains("gpt"),
+        "{err}"
+    );
+    println!("a gpt.pth without its tensors: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

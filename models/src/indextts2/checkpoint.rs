@@ -486,12 +486,13 @@ fn snapshot_file(hub: &Path, repo: &str, file: &str) -> Result<PathBuf> {
 /// `hidden_states[17]` as the pipeline uses.
 pub fn w2v_bert_config(dir: &Path) -> Result<W2vBertConfig> {
     let path = dir.join("config.json");
-    let v = read_json(&path)?;
-    let file = path.display().to_string();
-    let s = Settings {
-        root: &v,
-        file: &file,
-    };
+    w2v_bert_config_from_value(&read_json(&path)?, &path.display().to_string())
+}
+
+/// [`w2v_bert_config`] from the parsed `config.json` (`file` names it in
+/// errors).
+pub fn w2v_bert_config_from_value(v: &Value, file: &str) -> Result<W2vBertConfig> {
+    let s = Settings { root: v, file };
     let d = W2vBertConfig::w2v_bert_2_indextts2();
     let n = |k: &str, default: usize| s.usize_or(k, default);
     let cfg = W2vBertConfig {

@@ -72,7 +72,8 @@ impl GptConfig {
 }
 
 /// How the next code is chosen from the logits (`generation_kwargs` of
-/// `infer`). `top_k = 1` makes decoding deterministic.
+/// `infer`). `top_k = 1` with one beam makes decoding deterministic, as does
+/// beam search without sampling.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sampling {
     /// Keep the `top_k` largest (0: all).
@@ -85,10 +86,17 @@ pub struct Sampling {
     pub repetition_penalty: f32,
     /// Most codes to generate.
     pub max_mel_tokens: usize,
+    /// Beams (1: no beam search).
+    pub num_beams: usize,
+    /// Sample (the reference always does); `false` picks the best
+    /// candidates instead (deterministic beam search).
+    pub do_sample: bool,
+    /// Finished beams' scores are divided by `length^length_penalty`.
+    pub length_penalty: f32,
 }
 
 impl Default for Sampling {
-    /// `infer`'s defaults (`num_beams` aside: beam search is not ported).
+    /// `infer`'s defaults.
     fn default() -> Self {
         Self {
             top_k: 30,
@@ -96,6 +104,20 @@ impl Default for Sampling {
             temperature: 0.8,
             repetition_penalty: 10.0,
             max_mel_tokens: 1500,
+            num_beams: 3,
+            do_sample: true,
+            length_penalty: 0.0,
+        }
+    }
+}
+
+impl Sampling {
+    /// Deterministic greedy decoding (`top_k = 1`, one beam).
+    pub fn greedy() -> Self {
+        Self {
+            top_k: 1,
+            num_beams: 1,
+            ..Self::default()
         }
     }
 }
@@ -136,6 +158,17 @@ impl KvCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps, for each entry of `rows` (u32 indices), that sequence of the
+    /// batch: the beams' reordering (and the prompt's expansion to every
+    /// beam).
+    pub fn select(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.kv.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
     }
 }
 
@@ -260,10 +293,11 @@ impl UnifiedVoiceGpt {
         )?)
     }
 
-    /// Runs the transformer over `x` `[1, s, d]` after the cached positions;
-    /// returns the states after `ln_f`.
+    /// Runs the transformer over `x` `[b, s, d]` after the cached positions
+    /// (the cache holds `b` sequences, or is empty); returns the states after
+    /// `ln_f`.
     pub fn transformer(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (_, s, d) = x.dims3()?;
+        let (b, s, d) = x.dims3()?;
         let h = self.cfg.heads;
         let hd = d / h;
         if cache.kv.len() != self.blocks.len() {
@@ -286,7 +320,7 @@ impl UnifiedVoiceGpt {
             let a = block.c_attn.forward(&block.ln_1.forward(&x)?)?;
             let split = |i: usize| -> Result<Tensor> {
                 Ok(a.narrow(2, i * d, d)?
-                    .reshape((1, s, h, hd))?
+                    .reshape((b, s, h, hd))?
                     .transpose(1, 2)?
                     .contiguous()?)
             };
@@ -301,7 +335,7 @@ impl UnifiedVoiceGpt {
                 w = w.broadcast_add(m)?;
             }
             let w = candle_nn::ops::softmax_last_dim(&w)?;
-            let y = w.matmul(&v)?.transpose(1, 2)?.reshape((1, s, d))?;
+            let y = w.matmul(&v)?.transpose(1, 2)?.reshape((b, s, d))?;
             x = (x + block.c_proj.forward(&y)?)?;
             let m = block
                 .mlp_proj
@@ -309,6 +343,16 @@ impl UnifiedVoiceGpt {
             x = (x + m)?;
         }
         Ok(self.ln_f.forward(&x)?)
+    }
+
+    /// Raw mel logits of the last position of each sequence, `[b, codes]`.
+    fn last_logits_batch(&self, states: &Tensor) -> Result<Tensor> {
+        let s = states.dim(1)?;
+        let last = states.narrow(1, s - 1, 1)?;
+        Ok(self
+            .mel_head
+            .forward(&self.final_norm.forward(&last)?)?
+            .squeeze(1)?)
     }
 
     /// Raw mel logits of the last position of `states` (`final_norm`, `mel_head`).
@@ -330,6 +374,9 @@ impl UnifiedVoiceGpt {
         sampling: &Sampling,
         uniform: &mut dyn FnMut() -> f32,
     ) -> Result<Decoded> {
+        if sampling.num_beams > 1 {
+            return self.beam_search(prompt, sampling, uniform);
+        }
         let c = &self.cfg;
         let mut cache = KvCache::default();
         let start = (Self::rows(&self.mel_embedding, &[c.start_mel_token], "mel code")?
@@ -365,6 +412,135 @@ impl UnifiedVoiceGpt {
             logits = self.last_logits(&states)?;
         }
         Ok(out)
+    }
+
+    /// Beam search as transformers' `generate` runs it for
+    /// `inference_speech` (`num_beams > 1`): per beam, log-softmax, the
+    /// repetition penalty on the beam's own ids, then (when sampling)
+    /// temperature, top-k and top-p keeping at least two candidates; the
+    /// beam's score added; `2 × num_beams` candidates over all beams, drawn
+    /// without replacement from their softmax or the best ones; those ending
+    /// in the stop code (or at `max_mel_tokens`) among the first
+    /// `num_beams` join the finished list (scores divided by
+    /// `length^length_penalty`), the best unfinished continue; it ends when
+    /// no running beam can beat the worst finished one. The best finished
+    /// sequence is returned; `logits` holds the best running beam's raw
+    /// logits per step.
+    fn beam_search(
+        &self,
+        prompt: &Tensor,
+        sampling: &Sampling,
+        uniform: &mut dyn FnMut() -> f32,
+    ) -> Result<Decoded> {
+        const NEG: f32 = -1.0e9;
+        let c = &self.cfg;
+        let beams = sampling.num_beams;
+        let keep = 2 * beams;
+        let vocab = c.number_mel_codes;
+        let stop = c.stop_mel_token;
+        let mut cache = KvCache::default();
+        let start = (Self::rows(&self.mel_embedding, &[c.start_mel_token], "mel code")?
+            + Self::positions(&self.mel_pos, 0, 1, "mel")?)?
+        .unsqueeze(0)?;
+        let states = self.transformer(&Tensor::cat(&[prompt, &start], 1)?, &mut cache)?;
+        let first = self.last_logits_batch(&states)?; // [1, vocab]
+                                                      // Every beam starts from the prompt; only the first counts at first.
+        let expand = Tensor::new(vec![0u32; beams].as_slice(), prompt.device())?;
+        cache.select(&expand)?;
+        let mut logits = first.index_select(&expand, 0)?; // [beams, vocab]
+        let mut running: Vec<Vec<u32>> = vec![Vec::new(); beams];
+        let mut running_scores: Vec<f32> =
+            (0..beams).map(|b| if b == 0 { 0.0 } else { NEG }).collect();
+        let mut finished: Vec<(f32, Vec<u32>, bool)> = vec![(NEG, Vec::new(), false); beams];
+        let mut improvable = true;
+        let mut trace = Vec::new();
+        for step in 0..sampling.max_mel_tokens {
+            let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+            trace.push(logits.get(0)?);
+            let mut accumulated = Vec::with_capacity(beams * vocab);
+            for (b, row) in rows.iter().enumerate() {
+                let scores = beam_log_probs(row, &running[b], c, sampling);
+                accumulated.extend(scores.iter().map(|&x| x + running_scores[b]));
+            }
+            let picked = if sampling.do_sample {
+                draw_without_replacement(&accumulated, keep, uniform)
+            } else {
+                best_indices(&accumulated, keep)
+            };
+            let last = step + 1 == sampling.max_mel_tokens;
+            // (score, beam, code, hits a stopping criterion)
+            let cands: Vec<(f32, usize, u32, bool)> = picked
+                .iter()
+                .map(|&i| {
+                    let code = (i % vocab) as u32;
+                    (accumulated[i], i / vocab, code, code == stop || last)
+                })
+                .collect();
+            // The finished list: the first `beams` candidates that stop
+            // (early_stopping is False: a full list stays open).
+            let mut merged = finished.clone();
+            for (n, &(score, b, code, hit)) in cands.iter().enumerate() {
+                let len = (step + 1) as f32;
+                let mut f = score / len.powf(sampling.length_penalty);
+                if !improvable {
+                    f += NEG;
+                }
+                if !(hit && n < beams) {
+                    f += NEG;
+                }
+                let mut seq = running[b].clone();
+                seq.push(code);
+                merged.push((f, seq, hit && n < beams));
+            }
+            finished = best_by_score(merged, beams);
+            // The running beams: the best candidates that did not stop.
+            let mut next: Vec<(f32, usize, u32)> = cands
+                .iter()
+                .map(|&(score, b, code, hit)| (score + if hit { NEG } else { 0.0 }, b, code))
+                .collect();
+            stable_sort_desc(&mut next, |x| x.0);
+            next.truncate(beams);
+            let valid = cands.iter().any(|x| !x.3);
+            running = next
+                .iter()
+                .map(|&(_, b, code)| {
+                    let mut seq = running[b].clone();
+                    seq.push(code);
+                    seq
+                })
+                .collect();
+            running_scores = next.iter().map(|x| x.0).collect();
+            // Can a running beam still beat the worst finished one?
+            let best_running =
+                running_scores[0] / ((step + 1) as f32).powf(sampling.length_penalty);
+            let worst_finished = finished.iter().map(|f| f.0).fold(f32::INFINITY, f32::min);
+            improvable = improvable
+                && finished
+                    .iter()
+                    .any(|f| best_running > if f.2 { worst_finished } else { NEG });
+            if !(improvable && valid) || last {
+                break;
+            }
+            let order: Vec<u32> = next.iter().map(|x| x.1 as u32).collect();
+            cache.select(&Tensor::new(order.as_slice(), prompt.device())?)?;
+            let codes: Vec<u32> = running.iter().map(|r| r[r.len() - 1]).collect();
+            let emb = (Self::rows(&self.mel_embedding, &codes, "mel code")?
+                .unsqueeze(1)?
+                .broadcast_add(&Self::positions(&self.mel_pos, step + 2, 1, "mel")?)?)
+            .contiguous()?;
+            let states = self.transformer(&emb, &mut cache)?;
+            logits = self.last_logits_batch(&states)?;
+        }
+        let mut best = finished.into_iter().next().map(|f| f.1).unwrap_or_default();
+        let stopped = best.last() == Some(&stop);
+        if stopped {
+            best.pop();
+        }
+        Ok(Decoded {
+            codes: best,
+            stopped,
+            logits: trace,
+        })
     }
 
     /// The latent pass (`UnifiedVoice.forward(..., return_latent)`): the
@@ -437,7 +613,9 @@ fn choose(
     }
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
-    let k = if s.top_k == 0 {
+    let k = if !s.do_sample {
+        1
+    } else if s.top_k == 0 {
         v.len()
     } else {
         s.top_k.min(v.len())
@@ -475,4 +653,128 @@ fn choose(
     keep.last()
         .map(|&i| i as u32)
         .ok_or_else(|| Error::Config("no candidate left to sample".into()))
+}
+
+/// A beam's processed log-probabilities: log-softmax of the raw logits, the
+/// repetition penalty on the ids the beam has seen (prompt placeholder 1,
+/// the start code, its codes), then when sampling temperature, top-k and
+/// top-p, keeping at least two candidates (transformers' warpers with
+/// `min_tokens_to_keep = 2` under beam search).
+fn beam_log_probs(logits: &[f32], codes: &[u32], c: &GptConfig, s: &Sampling) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+    let log_sum = sum.ln();
+    let mut v: Vec<f32> = logits.iter().map(|&x| x - max - log_sum).collect();
+    let n = v.len();
+    let mut seen = vec![false; n];
+    for id in [1, c.start_mel_token].iter().chain(codes) {
+        if let Some(x) = seen.get_mut(*id as usize) {
+            *x = true;
+        }
+    }
+    for (x, &hit) in v.iter_mut().zip(&seen) {
+        if hit {
+            *x = if *x < 0.0 {
+                *x * s.repetition_penalty
+            } else {
+                *x / s.repetition_penalty
+            };
+        }
+    }
+    if !s.do_sample {
+        return v;
+    }
+    for x in &mut v {
+        *x /= s.temperature;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    let k = if s.top_k == 0 {
+        n
+    } else {
+        s.top_k.max(2).min(n)
+    };
+    let kth = v[order[k - 1]];
+    for x in &mut v {
+        if *x < kth {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+    // Top-p over what is left: drop the least likely while the mass they
+    // leave out stays within 1 - top_p, keeping at least two.
+    let kept: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| v[i].is_finite())
+        .collect();
+    let top = v[kept[0]];
+    let probs: Vec<f64> = kept.iter().map(|&i| f64::from(v[i] - top).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    let mut tail = 0.0;
+    for (rank, &i) in kept.iter().enumerate().rev() {
+        if rank < 2 {
+            break;
+        }
+        tail += probs[rank] / total;
+        if tail <= 1.0 - f64::from(s.top_p) {
+            v[i] = f32::NEG_INFINITY;
+        } else {
+            break;
+        }
+    }
+    v
+}
+
+/// Indices of the `k` largest finite values, largest first (ties: lower
+/// index first).
+fn best_indices(v: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..v.len()).filter(|&i| v[i].is_finite()).collect();
+    order.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order
+}
+
+/// `k` indices drawn without replacement from `softmax(v)`, in draw order.
+fn draw_without_replacement(v: &[f32], k: usize, uniform: &mut dyn FnMut() -> f32) -> Vec<usize> {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut w: Vec<f64> = v.iter().map(|&x| f64::from(x - max).exp()).collect();
+    let mut out = Vec::with_capacity(k);
+    for _ in 0..k {
+        let total: f64 = w.iter().sum();
+        if total <= 0.0 {
+            break;
+        }
+        let u = f64::from(uniform()).clamp(0.0, 1.0 - f64::EPSILON) * total;
+        let mut acc = 0.0;
+        let mut pick = None;
+        for (i, &p) in w.iter().enumerate() {
+            if p > 0.0 {
+                acc += p;
+                pick = Some(i);
+                if u < acc {
+                    break;
+                }
+            }
+        }
+        match pick {
+            Some(i) => {
+                out.push(i);
+                w[i] = 0.0;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// The `k` best entries by score (stable: earlier entries win ties, as
+/// the finished list comes before the new candidates).
+fn best_by_score(mut v: Vec<(f32, Vec<u32>, bool)>, k: usize) -> Vec<(f32, Vec<u32>, bool)> {
+    stable_sort_desc(&mut v, |x| x.0);
+    v.truncate(k);
+    v
+}
+
+fn stable_sort_desc<T>(v: &mut [T], key: impl Fn(&T) -> f32) {
+    v.sort_by(|a, b| key(b).total_cmp(&key(a)));
 }

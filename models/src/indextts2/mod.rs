@@ -50,6 +50,7 @@ pub mod gpt_conditioning;
 pub mod gpt_layer;
 pub mod length_regulator;
 pub mod pipeline;
+pub mod random_checkpoint;
 pub mod rng;
 pub mod semantic_codec;
 pub mod w2v_bert;

@@ -237,36 +237,59 @@ fn ms(since: Instant) -> f64 {
 }
 
 impl IndexTts2 {
-    /// Builds the pipeline from its configuration and weights.
+    /// Builds the pipeline from its configuration and weights. A missing
+    /// or mis-shaped tensor fails naming the component, the tensor and the
+    /// expected shape.
     pub fn new(cfg: IndexTts2Config, aux: &AuxConfigs, w: Weights) -> Result<Self> {
         let device = w.gpt.device().clone();
-        let gpt_layer = GptLayer::load(
-            &w.s2mel.pp("gpt_layer"),
-            &GptLayerConfig {
-                widths: vec![
-                    cfg.gpt.model_dim,
-                    256,
-                    128,
-                    cfg.length_regulator.in_channels,
-                ],
-            },
+        let gpt_layer = in_component(
+            "s2mel (gpt_layer)",
+            GptLayer::load(
+                &w.s2mel.pp("gpt_layer"),
+                &GptLayerConfig {
+                    widths: vec![
+                        cfg.gpt.model_dim,
+                        256,
+                        128,
+                        cfg.length_regulator.in_channels,
+                    ],
+                },
+            ),
         )?;
-        let emotions = EmotionMatrices::new(&w.spk_matrix, &w.emo_matrix, &cfg.emo_num)?;
+        let emotions = in_component(
+            "emotion matrices",
+            EmotionMatrices::new(&w.spk_matrix, &w.emo_matrix, &cfg.emo_num),
+        )?;
         Ok(Self {
-            w2v: W2vBert::load(&w.w2v_bert, &aux.w2v_bert)?,
+            w2v: in_component("w2v-BERT", W2vBert::load(&w.w2v_bert, &aux.w2v_bert))?,
             w2v_padding: aux.w2v_padding_value,
-            stats: SemanticStats::load(&w.w2v_stats, aux.w2v_bert.hidden_size)?,
-            codec: SemanticCodec::load(&w.semantic_codec, &cfg.semantic_codec)?,
-            campplus: CampPlus::load(&w.campplus, &CampPlusConfig::default())?,
-            conditioning: GptConditioning::load(&w.gpt, &cfg.conditioning)?,
-            gpt: UnifiedVoiceGpt::load(&w.gpt, &cfg.gpt)?,
-            gpt_layer,
-            length_regulator: LengthRegulator::load(
-                &w.s2mel.pp("length_regulator"),
-                &cfg.length_regulator,
+            stats: in_component(
+                "w2v-BERT statistics",
+                SemanticStats::load(&w.w2v_stats, aux.w2v_bert.hidden_size),
             )?,
-            dit: Dit::load(&w.s2mel.pp("cfm.estimator"), &cfg.dit)?,
-            vocoder: BigVgan::load(&w.bigvgan, &aux.bigvgan)?,
+            codec: in_component(
+                "semantic codec",
+                SemanticCodec::load(&w.semantic_codec, &cfg.semantic_codec),
+            )?,
+            campplus: in_component(
+                "CAMPPlus",
+                CampPlus::load(&w.campplus, &CampPlusConfig::default()),
+            )?,
+            conditioning: in_component(
+                "gpt (conditioning)",
+                GptConditioning::load(&w.gpt, &cfg.conditioning),
+            )?,
+            gpt: in_component("gpt", UnifiedVoiceGpt::load(&w.gpt, &cfg.gpt))?,
+            gpt_layer,
+            length_regulator: in_component(
+                "s2mel (length_regulator)",
+                LengthRegulator::load(&w.s2mel.pp("length_regulator"), &cfg.length_regulator),
+            )?,
+            dit: in_component(
+                "s2mel (cfm)",
+                Dit::load(&w.s2mel.pp("cfm.estimator"), &cfg.dit),
+            )?,
+            vocoder: in_component("BigVGAN", BigVgan::load(&w.bigvgan, &aux.bigvgan))?,
             emotions,
             to_22k: std::sync::Mutex::new(Vec::new()),
             cfg,
@@ -536,6 +559,22 @@ impl IndexTts2 {
         }
         Ok(out)
     }
+}
+
+/// Names the component in a load error, keeping the first line of the
+/// tensor error (candle may append a backtrace).
+fn in_component<T>(what: &str, r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        Error::Candle(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().to_string();
+            Error::Format {
+                path: what.to_string(),
+                reason: first,
+            }
+        }
+        other => other,
+    })
 }
 
 fn check_clip(samples: &[f32], sample_rate: u32, what: &str) -> Result<()> {

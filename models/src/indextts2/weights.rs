@@ -409,3 +409,298 @@ pub fn depthwise_conv1d(x: &Tensor, w: &Tensor, left: usize, right: usize) -> Re
     }
     Ok(acc)
 }
+
+// ---------------------------------------------------------------------------
+// Writing checkpoints (random checkpoints in the official layout)
+// ---------------------------------------------------------------------------
+
+/// A node of a `.pth` file to write: a float32 tensor of a shape, or a
+/// dictionary (written in the given order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PthNode {
+    /// A tensor.
+    Tensor(Vec<usize>),
+    /// A dictionary.
+    Dict(Vec<(String, PthNode)>),
+}
+
+impl PthNode {
+    /// A dictionary of tensors nested by the first `depth` dot-separated
+    /// parts of their names (`depth = 1`: `{"cfm": {"estimator.x": …}}`).
+    pub fn nested(tensors: &[(String, Vec<usize>)], depth: usize) -> Self {
+        fn insert(entries: &mut Vec<(String, PthNode)>, name: &str, depth: usize, shape: &[usize]) {
+            if let Some((head, tail)) = name.split_once('.').filter(|_| depth > 0) {
+                let i = match entries.iter().position(|(k, _)| k == head) {
+                    Some(i) => i,
+                    None => {
+                        entries.push((head.to_string(), PthNode::Dict(Vec::new())));
+                        entries.len() - 1
+                    }
+                };
+                if let PthNode::Dict(d) = &mut entries[i].1 {
+                    insert(d, tail, depth - 1, shape);
+                    return;
+                }
+            }
+            entries.push((name.to_string(), PthNode::Tensor(shape.to_vec())));
+        }
+        let mut entries = Vec::new();
+        for (name, shape) in tensors {
+            insert(&mut entries, name, depth, shape);
+        }
+        PthNode::Dict(entries)
+    }
+}
+
+/// Pickle protocol 2, the subset `torch.save` writes for tensors.
+struct Pickle {
+    out: Vec<u8>,
+    /// `(flattened name, shape)` of each storage, in key order.
+    storages: Vec<(String, Vec<usize>)>,
+}
+
+impl Pickle {
+    fn unicode(&mut self, s: &str) {
+        self.out.push(b'X');
+        self.out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    fn int(&mut self, n: usize) {
+        if let Ok(b) = u8::try_from(n) {
+            self.out.extend_from_slice(&[b'K', b]);
+        } else if let Ok(i) = i32::try_from(n) {
+            self.out.push(b'J');
+            self.out.extend_from_slice(&i.to_le_bytes());
+        } else {
+            // LONG1: 8 little-endian bytes (positive, so the top bit is clear).
+            self.out.extend_from_slice(&[0x8a, 8]);
+            self.out.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+    }
+
+    fn tuple_of_ints(&mut self, v: &[usize]) {
+        if v.is_empty() {
+            self.out.push(b')');
+            return;
+        }
+        self.out.push(b'(');
+        for &x in v {
+            self.int(x);
+        }
+        self.out.push(b't');
+    }
+
+    fn global(&mut self, module: &str, name: &str) {
+        self.out.push(b'c');
+        self.out.extend_from_slice(module.as_bytes());
+        self.out.push(b'\n');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    fn tensor(&mut self, name: &str, shape: &[usize]) {
+        let key = self.storages.len().to_string();
+        let numel: usize = shape.iter().product();
+        let mut strides = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        self.global("torch._utils", "_rebuild_tensor_v2");
+        self.out.push(b'(');
+        // The storage, by persistent id ('storage', FloatStorage, key, 'cpu', numel).
+        self.out.push(b'(');
+        self.unicode("storage");
+        self.global("torch", "FloatStorage");
+        self.unicode(&key);
+        self.unicode("cpu");
+        self.int(numel);
+        self.out.extend_from_slice(b"tQ");
+        self.int(0);
+        self.tuple_of_ints(shape);
+        self.tuple_of_ints(&strides);
+        self.out.push(0x89); // NEWFALSE: requires_grad
+        self.global("collections", "OrderedDict");
+        self.out.extend_from_slice(b")R");
+        self.out.extend_from_slice(b"tR");
+        self.storages.push((name.to_string(), shape.to_vec()));
+    }
+
+    fn node(&mut self, node: &PthNode, prefix: &str) {
+        match node {
+            PthNode::Tensor(shape) => self.tensor(prefix, shape),
+            PthNode::Dict(entries) => {
+                self.out.push(b'}');
+                if entries.is_empty() {
+                    return;
+                }
+                self.out.push(b'(');
+                for (k, v) in entries {
+                    self.unicode(k);
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    self.node(v, &name);
+                }
+                self.out.push(b'u');
+            }
+        }
+    }
+}
+
+/// Writes a PyTorch zip checkpoint (`torch.save`'s format, float32
+/// storages) of `root`; `values(name, shape)` gives each tensor's values
+/// (`name` flattened with `.`, `""` for a bare tensor) as it is written, so
+/// a multi-GB file never sits in memory. Returns the bytes of tensor data.
+pub fn write_pth(
+    path: &Path,
+    root: &PthNode,
+    values: &mut dyn FnMut(&str, &[usize]) -> Vec<f32>,
+) -> Result<u64> {
+    use std::io::Write;
+    let shown = path.display().to_string();
+    let io = |source: std::io::Error| Error::Io {
+        path: shown.clone(),
+        source,
+    };
+    let zip_err = |e: zip::result::ZipError| Error::Format {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
+    let mut p = Pickle {
+        out: vec![0x80, 2],
+        storages: Vec::new(),
+    };
+    p.node(root, "");
+    p.out.push(b'.');
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    let base = "archive";
+    zip.start_file(format!("{base}/data.pkl"), opts)
+        .map_err(zip_err)?;
+    zip.write_all(&p.out).map_err(io)?;
+    zip.start_file(format!("{base}/byteorder"), opts)
+        .map_err(zip_err)?;
+    zip.write_all(b"little").map_err(io)?;
+    let mut bytes = 0u64;
+    for (i, (name, shape)) in p.storages.iter().enumerate() {
+        let v = values(name, shape);
+        let numel: usize = shape.iter().product();
+        if v.len() != numel {
+            return Err(Error::Config(format!(
+                "{name}: {} values for shape {shape:?}",
+                v.len()
+            )));
+        }
+        zip.start_file(format!("{base}/data/{i}"), opts)
+            .map_err(zip_err)?;
+        let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        zip.write_all(&raw).map_err(io)?;
+        bytes += raw.len() as u64;
+    }
+    zip.start_file(format!("{base}/version"), opts)
+        .map_err(zip_err)?;
+    zip.write_all(b"3\n").map_err(io)?;
+    zip.finish().map_err(zip_err)?.flush().map_err(io)?;
+    Ok(bytes)
+}
+
+/// Writes a `.safetensors` file of float32 tensors, each tensor's values
+/// from `values(name, shape)` as it is written. Returns the bytes of data.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>)],
+    values: &mut dyn FnMut(&str, &[usize]) -> Vec<f32>,
+) -> Result<u64> {
+    use std::io::Write;
+    let shown = path.display().to_string();
+    let io = |source: std::io::Error| Error::Io {
+        path: shown.clone(),
+        source,
+    };
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (name, shape) in tensors {
+        let len = shape.iter().product::<usize>() as u64 * 4;
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len]}),
+        );
+        offset += len;
+    }
+    let mut text = serde_json::Value::Object(header).to_string().into_bytes();
+    // Pad the header so the data starts 8-byte aligned.
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    w.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    w.write_all(&text).map_err(io)?;
+    for (name, shape) in tensors {
+        let v = values(name, shape);
+        if v.len() != shape.iter().product::<usize>() {
+            return Err(Error::Config(format!(
+                "{name}: {} values for shape {shape:?}",
+                v.len()
+            )));
+        }
+        for x in v {
+            w.write_all(&x.to_le_bytes()).map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
+    Ok(offset)
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    fn ramp(name: &str, shape: &[usize]) -> Vec<f32> {
+        let n: usize = shape.iter().product();
+        (0..n)
+            .map(|i| i as f32 + name.len() as f32 / 100.0)
+            .collect()
+    }
+
+    #[test]
+    fn pth_round_trip_nested_and_bare() {
+        let dir = std::env::temp_dir().join(format!("itts-pth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tensors = vec![
+            ("cfm.estimator.w".to_string(), vec![2, 3]),
+            ("cfm.b".to_string(), vec![300]),
+            ("gpt_layer.0.weight".to_string(), vec![4, 1, 2]),
+            ("scalar".to_string(), vec![]),
+        ];
+        let root = PthNode::Dict(vec![("net".into(), PthNode::nested(&tensors, 1))]);
+        let path = dir.join("s2mel.pth");
+        let bytes = write_pth(&path, &root, &mut ramp).unwrap();
+        assert_eq!(bytes, (6 + 300 + 8 + 1) * 4);
+        let all = read_pth(&path, &Device::Cpu).unwrap();
+        assert_eq!(all.len(), 4);
+        for (name, shape) in &tensors {
+            let full = format!("net.{name}");
+            let t = &all[&full];
+            assert_eq!(t.dims(), shape.as_slice(), "{full}");
+            let got: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(got, ramp(&full, shape), "{full}");
+        }
+        let path = dir.join("feat1.pt");
+        write_pth(&path, &PthNode::Tensor(vec![3, 2]), &mut ramp).unwrap();
+        let all = read_pth(&path, &Device::Cpu).unwrap();
+        assert_eq!(all[""].dims(), &[3, 2]);
+        let path = dir.join("m.safetensors");
+        write_safetensors(&path, &tensors, &mut ramp).unwrap();
+        let all = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+        let got: Vec<f32> = all["cfm.b"].to_vec1().unwrap();
+        assert_eq!(got, ramp("cfm.b", &[300]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
