@@ -577,9 +577,11 @@ pub fn write_pth(
     p.out.push(b'.');
     let file = std::fs::File::create(path).map_err(io)?;
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    // Zip64 entries only where needed (PyTorch's reader rejects zip64
+    // extra fields on small entries).
+    let opts_for = |bytes: u64| opts.large_file(bytes >= u64::from(u32::MAX));
     let base = "archive";
     zip.start_file(format!("{base}/data.pkl"), opts)
         .map_err(zip_err)?;
@@ -597,7 +599,7 @@ pub fn write_pth(
                 v.len()
             )));
         }
-        zip.start_file(format!("{base}/data/{i}"), opts)
+        zip.start_file(format!("{base}/data/{i}"), opts_for(numel as u64 * 4))
             .map_err(zip_err)?;
         let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         zip.write_all(&raw).map_err(io)?;
