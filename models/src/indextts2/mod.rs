@@ -50,6 +50,7 @@ pub mod gpt_layer;
 pub mod length_regulator;
 pub mod rng;
 pub mod semantic_codec;
+pub mod text;
 pub mod w2v_bert;
 pub mod weights;
 
