@@ -875,6 +875,41 @@ mod tests {
         assert!(sp.encode("   ").is_empty());
     }
 
+    /// Expectations from sentencepiece 0.2.1 on the same hand-made model.
+    #[test]
+    fn unused_pieces_are_split_back() {
+        let mut m = Vec::new();
+        for (text, score, kind) in [
+            ("<unk>", 0.0, 2),
+            ("<s>", 0.0, 3),
+            ("</s>", 0.0, 3),
+            ("ab", -1.0, 5),
+            ("▁ab", -2.0, 1),
+            ("▁", -3.0, 1),
+            ("a", -4.0, 1),
+            ("b", -5.0, 1),
+            ("bb", -6.0, 1),
+            ("abb", -7.0, 1),
+        ] {
+            bytes_field(1, &piece(text, score, kind), &mut m);
+        }
+        let mut trainer = Vec::new();
+        varint(3 << 3, &mut trainer);
+        varint(2, &mut trainer);
+        bytes_field(2, &trainer, &mut m);
+        let sp = SentencePiece::from_bytes(&m, "unused").unwrap();
+        let cases: [(&str, &[&str], &[u32]); 4] = [
+            ("b ab", &["▁", "b", "▁ab"], &[5, 7, 4]),
+            ("abb", &["▁ab", "b"], &[4, 7]),
+            ("xab", &["▁", "x", "a", "b"], &[5, 0, 6, 7]),
+            ("bab", &["▁", "b", "a", "b"], &[5, 7, 6, 7]),
+        ];
+        for (text, pieces, ids) in cases {
+            assert_eq!(sp.encode_pieces(text), pieces, "{text}");
+            assert_eq!(sp.encode_ids(text), ids, "{text}");
+        }
+    }
+
     #[test]
     fn rejects_other_model_types() {
         let err = SentencePiece::from_bytes(&tiny(1), "uni.model").unwrap_err();
