@@ -30,11 +30,19 @@
 //! - [`rng`]: the deterministic weight generator the tests rebuild the
 //!   fixtures' random checkpoint with;
 //! - [`weights`]: reading the official files (`.pth` zip archives with nested
-//!   dictionaries, `.safetensors`) into a `VarBuilder`.
+//!   dictionaries, `.safetensors`) into a `VarBuilder`;
+//! - [`text`]: the text front end: the `bpe.model` SentencePiece reader and
+//!   encoder, the rule-based normaliser, the CJK pre-tokeniser and the
+//!   segmentation into token ids for the GPT (proven on goldens from
+//!   `scripts/make-indextts2-text-fixtures.py`). The normaliser's number
+//!   verbalisation, NeMo's WFST grammars in the reference, is reproduced only
+//!   for common cases (cardinals, decimals, negatives, ordinals, percentages,
+//!   dollar amounts in English; numbers, decimals, negatives and percentages
+//!   in Chinese): see [`text::verbalizer`] for what NeMo does that it does
+//!   not.
 //!
-//! Not yet ported: beam search (the reference's default `num_beams = 3`),
-//! the text front end (normaliser, SentencePiece, segmentation) and the
-//! pipeline itself.
+//! Not yet ported: beam search (the reference's default `num_beams = 3`)
+//! and the pipeline itself.
 
 #![warn(missing_docs)]
 
@@ -53,6 +61,7 @@ pub mod pipeline;
 pub mod random_checkpoint;
 pub mod rng;
 pub mod semantic_codec;
+pub mod text;
 pub mod w2v_bert;
 pub mod weights;
 
