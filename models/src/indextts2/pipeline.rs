@@ -47,6 +47,7 @@ use super::gpt_layer::{GptLayer, GptLayerConfig};
 use super::length_regulator::{target_frames, LengthRegulator};
 use super::rng::Draws;
 use super::semantic_codec::SemanticCodec;
+use super::text::TextTokenizer;
 use super::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 use super::weights::{pth_var_builder, read_pth, safetensors_var_builder};
 use super::{Error, Result};
@@ -219,6 +220,7 @@ pub struct IndexTts2 {
     dit: Dit,
     vocoder: BigVgan,
     emotions: EmotionMatrices,
+    tokenizer: Option<TextTokenizer>,
     to_22k: std::sync::Mutex<Vec<(u32, std::sync::Arc<Resampler>)>>,
     device: Device,
 }
@@ -291,6 +293,7 @@ impl IndexTts2 {
             )?,
             vocoder: in_component("BigVGAN", BigVgan::load(&w.bigvgan, &aux.bigvgan))?,
             emotions,
+            tokenizer: None,
             to_22k: std::sync::Mutex::new(Vec::new()),
             cfg,
             device,
@@ -327,7 +330,33 @@ impl IndexTts2 {
             spk_matrix: matrix(&f.spk_matrix)?,
             emo_matrix: matrix(&f.emo_matrix)?,
         };
-        Self::new(ckpt.config.clone(), &aux_cfg, weights)
+        let tokenizer = TextTokenizer::load(ckpt.path(&f.bpe_model))?;
+        Ok(Self::new(ckpt.config.clone(), &aux_cfg, weights)?.with_tokenizer(tokenizer))
+    }
+
+    /// The pipeline with a text front end ([`Self::text_segments`]).
+    pub fn with_tokenizer(mut self, tokenizer: TextTokenizer) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    /// `text` normalised, tokenised and split into segments of at most
+    /// `max_text_tokens_per_segment` tokens (`infer`'s default is 120), as
+    /// ids for [`Self::synthesize`].
+    pub fn text_segments(
+        &self,
+        text: &str,
+        max_text_tokens_per_segment: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        let tokenizer = self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Config("this pipeline was built without a text front end (bpe.model)".into())
+        })?;
+        if max_text_tokens_per_segment == 0 {
+            return Err(Error::Config(
+                "max_text_tokens_per_segment must be at least 1".into(),
+            ));
+        }
+        tokenizer.segment_ids(text, max_text_tokens_per_segment, 0)
     }
 
     /// The configuration.

@@ -649,6 +649,15 @@ impl TextTokenizer {
         Self { sp, normalizer }
     }
 
+    /// As `infer_v2` builds it: the checkpoint's `bpe.model` with the
+    /// default [`TextNormalizer`].
+    pub fn load(bpe_model: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        Ok(Self::new(
+            SentencePiece::open(bpe_model)?,
+            Some(TextNormalizer::default()),
+        ))
+    }
+
     /// The SentencePiece model.
     pub fn sentencepiece(&self) -> &SentencePiece {
         &self.sp
