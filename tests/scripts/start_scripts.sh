@@ -252,4 +252,16 @@ scripts/stop.sh "$port_b" >/dev/null
 expect_no_node "$port_b" "(b) after stop.sh"
 echo "(b) CARGO_TARGET_DIR and rebuild on start: PASS in $(secs_since "$t") s"
 
+# (c) fetch-models.sh --indextts2 without a reachable hub: a clear message in
+# seconds, exit 1, nothing built or written.
+t=$(now_ms)
+if HF_HUB_OFFLINE=1 TTS_CACHE_DIR="$tmp/cache" scripts/fetch-models.sh --indextts2 >"$tmp/c.out" 2>&1; then
+  show "$tmp/c.out"
+  fail "(c) fetch-models.sh --indextts2 succeeded with HF_HUB_OFFLINE=1"
+fi
+grep -q "cannot download IndexTTS2" "$tmp/c.out" || { show "$tmp/c.out"; fail "(c) no clear message"; }
+[ ! -e "$tmp/cache" ] || fail "(c) fetch-models.sh --indextts2 wrote $tmp/cache"
+[ "$(( $(now_ms) - t ))" -lt 5000 ] || fail "(c) the offline failure took $(secs_since "$t") s"
+echo "(c) fetch-models.sh --indextts2 offline: fails fast with a message: PASS in $(secs_since "$t") s"
+
 echo "scripts test: PASS in $(secs_since "$test_start") s"
