@@ -1,5 +1,7 @@
 //! Candle models and the text front end of the TTS node: a native VITS voice
-//! in Piper's format, read from the voice's ONNX file, on CPU or CUDA.
+//! in Piper's format, read from the voice's ONNX file, on CPU or CUDA
+//! ([`piper`]), and the blocks of IndexTTS2 ([`indextts2`]). Audio code the
+//! engines share (16-bit PCM and WAV) is in [`wav`].
 //!
 //! ```no_run
 //! use models::{SynthesisParams, Voice};
@@ -13,17 +15,14 @@
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod indextts2;
-pub mod onnx;
-pub mod phonemize;
-pub mod vits;
-mod voice;
+pub mod piper;
 pub mod wav;
 
-pub use phonemize::{Phonemizer, SentenceIds};
-pub use voice::{
+pub use piper::{
     Audio, Streamed, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES,
     SPLIT_OVER_FRAMES,
 };
+pub use piper::{Phonemizer, SentenceIds};
 
 /// Everything that can go wrong loading or running a voice.
 #[derive(Debug, thiserror::Error)]

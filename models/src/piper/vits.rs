@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::onnx::Weights;
+use super::onnx::Weights;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;

@@ -1,4 +1,5 @@
-//! The public voice API: load a Piper voice directory, synthesise text.
+//! The public voice API of the Piper engine: load a Piper voice directory,
+//! synthesise text.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -8,9 +9,9 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Deserialize;
 
-use crate::onnx::Weights;
-use crate::phonemize::Phonemizer;
-use crate::vits::{Scales, Vits};
+use super::onnx::Weights;
+use super::phonemize::Phonemizer;
+use super::vits::{Scales, Vits};
 use crate::Error;
 
 /// The parts of a Piper `.onnx.json` the voice uses.
