@@ -237,7 +237,19 @@ impl Voice {
             )));
         }
         let weights = Weights::load(&onnx, device)?;
-        let vits = Vits::load(&weights, device)?;
+        // A missing tensor or a wrong shape is a bad voice file, named.
+        let vits = Vits::load(&weights.var_builder(device)).map_err(|e| match e {
+            Error::Candle(c) => Error::NotPiperVoice {
+                path: weights.path().to_owned(),
+                // The message, without the backtrace RUST_BACKTRACE adds.
+                reason: match c {
+                    candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+                    other => other.to_string(),
+                },
+            },
+            other => other,
+        })?;
+        drop(weights);
         let phonemizer = Phonemizer::new(&config.espeak.voice, &config.phoneme_id_map)?;
         let name = dir
             .file_name()
