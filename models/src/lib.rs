@@ -12,17 +12,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod engine;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod indextts2;
 pub mod piper;
 pub mod wav;
 
-pub use piper::{
-    Audio, Streamed, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES,
-    SPLIT_OVER_FRAMES,
+pub use engine::{
+    Audio, Capabilities, Clip, Control, Controls, Engine, EngineKind, Request, Streamed, Streaming,
+    Timings, Unsupported,
 };
 pub use piper::{Phonemizer, SentenceIds};
+pub use piper::{
+    SynthesisParams, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES, SPLIT_OVER_FRAMES,
+};
 
 /// Everything that can go wrong loading or running a voice.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,9 @@ pub enum Error {
         /// Available.
         speakers: usize,
     },
+    /// The request sets a control the engine does not honour.
+    #[error("{0}")]
+    Unsupported(#[from] engine::Unsupported),
     /// A tensor operation failed (shapes, device, out of memory).
     #[error("inference: {0}")]
     Candle(#[from] candle_core::Error),
