@@ -185,20 +185,7 @@ impl Controls {
     /// );
     /// ```
     pub fn check(&self, caps: &Capabilities) -> Result<(), Unsupported> {
-        let unsupported: Vec<Control> = self
-            .given()
-            .into_iter()
-            .filter(|c| !caps.controls.contains(c))
-            .collect();
-        if unsupported.is_empty() {
-            Ok(())
-        } else {
-            Err(Unsupported {
-                engine: caps.engine,
-                unsupported,
-                supported: caps.controls.clone(),
-            })
-        }
+        caps.check(&self.given())
     }
 }
 
@@ -381,6 +368,27 @@ impl Capabilities {
     /// Whether control `c` is honoured.
     pub fn supports(&self, c: Control) -> bool {
         self.controls.contains(&c)
+    }
+
+    /// `Ok` when every control in `given` is honoured; otherwise those that
+    /// are not (in `given`'s order) and those that are. For callers that
+    /// know which controls a request sets before they build its
+    /// [`Controls`] (the node, before decoding reference audio).
+    pub fn check(&self, given: &[Control]) -> Result<(), Unsupported> {
+        let unsupported: Vec<Control> = given
+            .iter()
+            .copied()
+            .filter(|c| !self.supports(*c))
+            .collect();
+        if unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(Unsupported {
+                engine: self.engine,
+                unsupported,
+                supported: self.controls.clone(),
+            })
+        }
     }
 }
 
