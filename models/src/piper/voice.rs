@@ -203,7 +203,10 @@ pub struct Voice {
 }
 
 impl Voice {
-    /// Loads the voice in `dir` (one `*.onnx` and its `*.onnx.json`) onto `device`.
+    /// Loads the voice in `dir` (one `*.onnx` and its `*.onnx.json`) onto
+    /// `device`. Every weight is shape-checked as it is read: a file with a
+    /// missing tensor or one of the wrong shape is [`Error::NotPiperVoice`],
+    /// naming the tensor (and the shape expected).
     pub fn load(dir: &Path, device: &Device) -> Result<Self, Error> {
         let (onnx, json) = find_files(dir)?;
         let text = std::fs::read_to_string(&json).map_err(|e| Error::Io {
