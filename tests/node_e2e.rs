@@ -122,6 +122,16 @@ fn synthesis_returns_speech_and_exactly_one_typed_event_per_request() {
     let voices = http(n.port, "GET", "/api/voices", &[], b"").json();
     assert_eq!(voices["default"], "en_US-joe-medium");
     assert_eq!(voices["voices"][0]["sample_rate"], 22050);
+    // The real Piper voice, behind the engine seam.
+    let caps = &voices["voices"][0]["capabilities"];
+    assert_eq!(voices["voices"][0]["engine"], "piper");
+    assert_eq!(caps["engine"], "piper");
+    assert_eq!(
+        caps["fields"],
+        json!(["speaker", "noise_scale", "speed", "noise_w"])
+    );
+    assert_eq!(caps["reference_audio"], false);
+    assert_eq!(caps["streaming"]["samples_per_frame"], 256);
 
     let events = events_where(&rx, 4, |m| short_message(m) == COMPLETED);
     for rid in ["req-short-1", &long_rid, "req-openai-wav", "req-openai-pcm"] {
@@ -267,6 +277,24 @@ fn every_error_case_has_its_code_and_one_error_event() {
             "/api/tts",
         ),
         (
+            "err-control",
+            400,
+            "UNSUPPORTED_CONTROL",
+            json!({"text": "hi", "top_k": 5, "emotion": [0, 0, 0, 0, 0, 0, 0, 1]})
+                .to_string()
+                .into_bytes(),
+            "/api/tts",
+        ),
+        (
+            "err-oa-control",
+            400,
+            "UNSUPPORTED_CONTROL",
+            json!({"input": "hi", "emo_alpha": 0.5})
+                .to_string()
+                .into_bytes(),
+            "/v1/audio/speech",
+        ),
+        (
             "err-format",
             400,
             "UNSUPPORTED_FORMAT",
@@ -306,6 +334,13 @@ fn every_error_case_has_its_code_and_one_error_event() {
             .as_str()
             .is_some_and(|m| !m.is_empty()));
         assert_eq!(r.header("x-request-id"), Some(*rid));
+        if *rid == "err-control" {
+            assert_eq!(
+                j["error"]["message"],
+                "voice en_US-joe-medium (piper engine) does not support emotion, top_k; \
+                 it supports speaker, noise_scale, speed, noise_w"
+            );
+        }
     }
     // An insane request id is replaced, not echoed.
     let r = post_json(

@@ -1,5 +1,7 @@
 //! Candle models and the text front end of the TTS node: a native VITS voice
-//! in Piper's format, read from the voice's ONNX file, on CPU or CUDA.
+//! in Piper's format, read from the voice's ONNX file, on CPU or CUDA
+//! ([`piper`]), and the blocks of IndexTTS2 ([`indextts2`]). Audio code the
+//! engines share (16-bit PCM and WAV) is in [`wav`].
 //!
 //! ```no_run
 //! use models::{SynthesisParams, Voice};
@@ -10,19 +12,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod engine;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod indextts2;
-pub mod onnx;
-pub mod phonemize;
-pub mod vits;
-mod voice;
+pub mod piper;
 pub mod wav;
 
-pub use phonemize::{Phonemizer, SentenceIds};
-pub use voice::{
-    Audio, Streamed, SynthesisParams, Timings, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES,
-    SPLIT_OVER_FRAMES,
+pub use engine::{
+    Audio, Capabilities, Clip, Control, Controls, Engine, EngineKind, Request, Streamed, Streaming,
+    Timings, Unsupported,
+};
+pub use piper::{Phonemizer, SentenceIds};
+pub use piper::{
+    SynthesisParams, Voice, VoiceConfig, VoiceInfo, FIRST_PIECE_FRAMES, SPLIT_OVER_FRAMES,
 };
 
 /// Everything that can go wrong loading or running a voice.
@@ -69,6 +72,9 @@ pub enum Error {
         /// Available.
         speakers: usize,
     },
+    /// The request sets a control the engine does not honour.
+    #[error("{0}")]
+    Unsupported(#[from] engine::Unsupported),
     /// A tensor operation failed (shapes, device, out of memory).
     #[error("inference: {0}")]
     Candle(#[from] candle_core::Error),

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::audio::Format;
 use crate::config::{valid_voice_name, Config};
+use crate::controls::{controls_for, Asked};
 use crate::engine::{Engine, Job};
 use crate::errors::{Code, NodeError};
 use crate::metrics::{Gauges, Metrics};
@@ -234,16 +235,6 @@ fn voice_not_found(name: &str) -> NodeError {
     )
 }
 
-fn in_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
-    match v {
-        Some(x) if !(x.is_finite() && x >= lo && x <= hi) => Err(NodeError::new(
-            Code::InvalidParameter,
-            format!("{name} must be from {lo} to {hi}"),
-        )),
-        other => Ok(other),
-    }
-}
-
 // ---------------------------------------------------------------- handlers
 
 /// `POST /api/tts` body.
@@ -261,6 +252,19 @@ pub struct TtsRequest {
     format: Option<String>,
     /// Send the audio as it is synthesised (chunked), default false.
     stream: Option<bool>,
+    /// IndexTTS2 controls (a voice whose engine does not honour one answers
+    /// 400 UNSUPPORTED_CONTROL): base64 WAV clips, the emotion vector, the
+    /// emotion's weight and the sampling controls.
+    reference_audio: Option<String>,
+    emotion: Option<Vec<f32>>,
+    emotion_audio: Option<String>,
+    emo_alpha: Option<f32>,
+    top_k: Option<u32>,
+    top_p: Option<f32>,
+    temperature: Option<f32>,
+    repetition_penalty: Option<f32>,
+    num_beams: Option<u32>,
+    max_mel_tokens: Option<u32>,
 }
 
 /// The format named in a request (`default` when none).
@@ -289,51 +293,33 @@ async fn tts(
     check_text(&state, &req.text)?;
     let ready = state.ready()?;
     let voice = find_voice(ready, req.voice.as_deref())?;
-    let params = params_for(&voice, req.speed, req.noise_scale, req.noise_w, req.speaker)?;
+    let asked = Asked {
+        speed: req.speed,
+        noise_scale: req.noise_scale,
+        noise_w: req.noise_w,
+        speaker: req.speaker,
+        reference_audio: req.reference_audio,
+        emotion: req.emotion,
+        emotion_audio: req.emotion_audio,
+        emo_alpha: req.emo_alpha,
+        top_k: req.top_k,
+        top_p: req.top_p,
+        temperature: req.temperature,
+        repetition_penalty: req.repetition_penalty,
+        num_beams: req.num_beams,
+        max_mel_tokens: req.max_mel_tokens,
+    };
+    let controls = controls_for(&voice, asked)?;
     let job = Job {
         voice,
         text: req.text,
-        params,
+        controls,
     };
     let answer = Answer {
         format,
         streamed: req.stream.unwrap_or(false),
     };
     respond(Arc::clone(&state), job, answer).await
-}
-
-fn params_for(
-    voice: &LoadedVoice,
-    speed: Option<f32>,
-    noise_scale: Option<f32>,
-    noise_w: Option<f32>,
-    speaker: Option<u32>,
-) -> Result<models::SynthesisParams, ApiError> {
-    let info = voice.info();
-    let mut p = models::SynthesisParams::from_voice(info);
-    if let Some(s) = in_range("speed", speed, 0.25, 4.0)? {
-        p.length_scale /= s;
-    }
-    if let Some(n) = in_range("noise_scale", noise_scale, 0.0, 2.0)? {
-        p.noise_scale = n;
-    }
-    if let Some(n) = in_range("noise_w", noise_w, 0.0, 2.0)? {
-        p.noise_w = n;
-    }
-    if let Some(s) = speaker {
-        if s as usize >= info.num_speakers.max(1) {
-            return Err(NodeError::new(
-                Code::InvalidParameter,
-                format!(
-                    "speaker must be below {} for voice {}",
-                    info.num_speakers.max(1),
-                    voice.name
-                ),
-            ));
-        }
-        p.speaker = Some(s);
-    }
-    Ok(p)
 }
 
 /// `POST /v1/audio/speech` body, as OpenAI's API defines it (plus `stream`).
@@ -351,6 +337,17 @@ pub struct OpenAiSpeech {
     /// Extensions, as in `/api/tts` (0 and 0: the same audio every time).
     noise_scale: Option<f32>,
     noise_w: Option<f32>,
+    /// IndexTTS2 controls, as in `/api/tts`.
+    reference_audio: Option<String>,
+    emotion: Option<Vec<f32>>,
+    emotion_audio: Option<String>,
+    emo_alpha: Option<f32>,
+    top_k: Option<u32>,
+    top_p: Option<f32>,
+    temperature: Option<f32>,
+    repetition_penalty: Option<f32>,
+    num_beams: Option<u32>,
+    max_mel_tokens: Option<u32>,
 }
 
 /// OpenAI's built-in voice names map to the node's default voice, so existing
@@ -372,11 +369,27 @@ async fn openai_speech(
         .as_deref()
         .filter(|v| !OPENAI_VOICES.contains(&v.to_ascii_lowercase().as_str()));
     let voice = find_voice(ready, voice_name)?;
-    let params = params_for(&voice, req.speed, req.noise_scale, req.noise_w, None)?;
+    let asked = Asked {
+        speed: req.speed,
+        noise_scale: req.noise_scale,
+        noise_w: req.noise_w,
+        speaker: None,
+        reference_audio: req.reference_audio,
+        emotion: req.emotion,
+        emotion_audio: req.emotion_audio,
+        emo_alpha: req.emo_alpha,
+        top_k: req.top_k,
+        top_p: req.top_p,
+        temperature: req.temperature,
+        repetition_penalty: req.repetition_penalty,
+        num_beams: req.num_beams,
+        max_mel_tokens: req.max_mel_tokens,
+    };
+    let controls = controls_for(&voice, asked)?;
     let job = Job {
         voice,
         text: req.input,
-        params,
+        controls,
     };
     let answer = Answer {
         format,
@@ -386,15 +399,10 @@ async fn openai_speech(
 }
 
 #[derive(Serialize)]
-struct Range3 {
-    min: f32,
-    max: f32,
-    default: f32,
-}
-
-#[derive(Serialize)]
 struct VoiceView<'a> {
     name: &'a str,
+    /// `piper` or `indextts2`.
+    engine: models::EngineKind,
     language: &'a str,
     quality: &'a str,
     sample_rate: u32,
@@ -402,15 +410,26 @@ struct VoiceView<'a> {
     speakers: &'a [String],
     model_version: &'a str,
     default: bool,
-    controls: Controls,
+    /// What the engine honours (`models::Capabilities`), with `fields`: the
+    /// request fields it takes.
+    capabilities: CapabilitiesView<'a>,
+    /// The ranges of the numeric fields the voice takes (with the voice's
+    /// defaults where known), and whether a speaker can be chosen.
+    controls: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
-struct Controls {
-    speed: Range3,
-    noise_scale: Range3,
-    noise_w: Range3,
-    speaker: bool,
+struct CapabilitiesView<'a> {
+    #[serde(flatten)]
+    caps: &'a models::Capabilities,
+    fields: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct UnavailableView<'a> {
+    name: &'a str,
+    engine: models::EngineKind,
+    reason: &'a str,
 }
 
 async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -421,9 +440,10 @@ async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
         .values()
         .map(|v| {
             let info = v.info();
-            let defaults = models::SynthesisParams::from_voice(info);
+            let caps = v.capabilities();
             VoiceView {
                 name: &v.name,
+                engine: caps.engine,
                 language: &info.language,
                 quality: &info.quality,
                 sample_rate: info.sample_rate,
@@ -431,31 +451,29 @@ async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
                 speakers: &info.speaker_names,
                 model_version: &info.model_version,
                 default: v.name == ready.voices.default,
-                controls: Controls {
-                    speed: Range3 {
-                        min: 0.25,
-                        max: 4.0,
-                        default: 1.0,
-                    },
-                    noise_scale: Range3 {
-                        min: 0.0,
-                        max: 2.0,
-                        default: defaults.noise_scale,
-                    },
-                    noise_w: Range3 {
-                        min: 0.0,
-                        max: 2.0,
-                        default: defaults.noise_w,
-                    },
-                    speaker: info.num_speakers > 1,
+                capabilities: CapabilitiesView {
+                    caps,
+                    fields: crate::controls::supported_fields(caps),
                 },
+                controls: crate::controls::ranges(v),
             }
+        })
+        .collect();
+    let unavailable: Vec<UnavailableView<'_>> = ready
+        .voices
+        .unavailable
+        .iter()
+        .map(|(name, u)| UnavailableView {
+            name,
+            engine: u.engine,
+            reason: &u.reason,
         })
         .collect();
     Ok(Json(serde_json::json!({
         "default": ready.voices.default,
         "device": ready.device,
         "voices": list,
+        "unavailable": unavailable,
     }))
     .into_response())
 }
@@ -728,6 +746,369 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }
+    }
+
+    /// A test double behind the engine seam: it answers with a short tone
+    /// and records the controls it was given.
+    #[derive(Debug)]
+    struct FakeEngine {
+        info: models::VoiceInfo,
+        caps: models::Capabilities,
+        seen: Arc<Mutex<Vec<models::Controls>>>,
+    }
+
+    impl models::Engine for FakeEngine {
+        fn info(&self) -> &models::VoiceInfo {
+            &self.info
+        }
+        fn capabilities(&self) -> &models::Capabilities {
+            &self.caps
+        }
+        fn synthesize(&self, _: &models::Request<'_>) -> Result<models::Audio, models::Error> {
+            Err(models::Error::Config("not used by the node".into()))
+        }
+        fn synthesize_stream(
+            &self,
+            request: &models::Request<'_>,
+            _split_first: bool,
+            sink: &mut dyn FnMut(&[f32]) -> std::ops::ControlFlow<()>,
+        ) -> Result<models::Streamed, models::Error> {
+            request.controls.check(&self.caps)?;
+            if let Ok(mut v) = self.seen.lock() {
+                v.push(request.controls.clone());
+            }
+            let _ = sink(&[0.25; 220]);
+            Ok(models::Streamed {
+                sentences: 1,
+                pieces: 1,
+                samples: 220,
+                ..models::Streamed::default()
+            })
+        }
+    }
+
+    /// A voice of `engine` honouring `controls`, and what its engine saw.
+    fn fake_voice(
+        name: &str,
+        engine: models::EngineKind,
+        controls: &[models::Control],
+    ) -> (LoadedVoice, Arc<Mutex<Vec<models::Controls>>>) {
+        let info = models::VoiceInfo {
+            name: name.into(),
+            language: "en-us".into(),
+            sample_rate: 22050,
+            num_speakers: 1,
+            speaker_names: Vec::new(),
+            model_version: format!("{engine}/{name}"),
+            quality: "medium".into(),
+            defaults: models::piper::InferenceConfig::default(),
+        };
+        let piper = engine == models::EngineKind::Piper;
+        let caps = models::Capabilities {
+            engine,
+            sample_rate: 22050,
+            num_speakers: 1,
+            speakers: Vec::new(),
+            reference_audio: controls.contains(&models::Control::ReferenceAudio),
+            emotion: models::engine::EmotionSupport {
+                vector: controls.contains(&models::Control::Emotion),
+                audio: controls.contains(&models::Control::EmotionAudio),
+            },
+            sampling: controls
+                .iter()
+                .copied()
+                .filter(|c| models::Control::SAMPLING.contains(c))
+                .collect(),
+            controls: controls.to_vec(),
+            streaming: if piper {
+                models::Streaming::Pieces {
+                    first_piece_frames: 24,
+                    split_over_frames: 64,
+                    samples_per_frame: 256,
+                }
+            } else {
+                models::Streaming::PerSegment
+            },
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let engine = FakeEngine {
+            info,
+            caps,
+            seen: Arc::clone(&seen),
+        };
+        (LoadedVoice::new(name.into(), Box::new(engine), 1.0), seen)
+    }
+
+    const PIPER: [models::Control; 4] = models::piper::voice::PIPER_CONTROLS;
+
+    const INDEXTTS2: [models::Control; 10] = [
+        models::Control::ReferenceAudio,
+        models::Control::Emotion,
+        models::Control::EmotionAudio,
+        models::Control::EmoAlpha,
+        models::Control::TopK,
+        models::Control::TopP,
+        models::Control::Temperature,
+        models::Control::RepetitionPenalty,
+        models::Control::NumBeams,
+        models::Control::MaxMelTokens,
+    ];
+
+    /// A ready node serving `voices` (the first is the default), with one
+    /// IndexTTS2 voice found but not served.
+    fn ready_app(voices: Vec<LoadedVoice>) -> Router {
+        let cfg = Config::parse_from(["tts-node"]);
+        let seg = crate::engine::Segmenting {
+            max_chars: cfg.max_segment_chars,
+            silence_ms: cfg.segment_silence_ms,
+        };
+        let default = voices.first().map(|v| v.name.clone()).unwrap_or_default();
+        let map = voices
+            .into_iter()
+            .map(|v| (v.name.clone(), Arc::new(v)))
+            .collect();
+        let mut unavailable = BTreeMap::new();
+        unavailable.insert(
+            "IndexTTS-2".to_owned(),
+            crate::voices::Unavailable {
+                engine: models::EngineKind::IndexTts2,
+                reason: "the IndexTTS2 engine is not loadable yet".into(),
+            },
+        );
+        let ready = OnceLock::new();
+        let _ = ready.set(Ready {
+            voices: Voices {
+                default,
+                map,
+                unavailable,
+                load_time: std::time::Duration::ZERO,
+            },
+            engine: Engine::start(1, 4, seg).expect("workers"),
+            device: "cpu".into(),
+            gpu: None,
+        });
+        router(Arc::new(AppState {
+            cfg,
+            ready,
+            metrics: Metrics::default(),
+            gelf: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn voices_list_each_voice_engine_and_capabilities() {
+        let (piper, _) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
+        let (ix2, _) = fake_voice("ix2", models::EngineKind::IndexTts2, &INDEXTTS2);
+        let app = ready_app(vec![piper, ix2]);
+        let r = call(&app, get("/api/voices")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let j = r.json();
+        let v = &j["voices"][0];
+        assert_eq!(v["name"], "en_US-a-medium");
+        assert_eq!(v["engine"], "piper");
+        let caps = &v["capabilities"];
+        assert_eq!(caps["engine"], "piper");
+        assert_eq!(
+            caps["controls"],
+            serde_json::json!(["speaker", "noise_scale", "length_scale", "noise_w"])
+        );
+        assert_eq!(
+            caps["fields"],
+            serde_json::json!(["speaker", "noise_scale", "speed", "noise_w"])
+        );
+        assert_eq!(caps["reference_audio"], false);
+        assert_eq!(
+            caps["emotion"],
+            serde_json::json!({"vector": false, "audio": false})
+        );
+        assert_eq!(caps["sampling"], serde_json::json!([]));
+        assert_eq!(caps["streaming"]["kind"], "pieces");
+        assert_eq!(caps["streaming"]["first_piece_frames"], 24);
+        let c = &v["controls"];
+        assert_eq!(c["speed"]["default"], 1.0);
+        assert!(c["noise_scale"]["default"].is_number());
+        assert!(c.get("top_k").is_none(), "{c}");
+        assert_eq!(c["speaker"], false);
+        let v = &j["voices"][1];
+        assert_eq!(v["engine"], "indextts2");
+        assert_eq!(v["capabilities"]["reference_audio"], true);
+        assert_eq!(
+            v["capabilities"]["sampling"],
+            serde_json::json!([
+                "top_k",
+                "top_p",
+                "temperature",
+                "repetition_penalty",
+                "num_beams",
+                "max_mel_tokens"
+            ])
+        );
+        assert_eq!(v["capabilities"]["streaming"]["kind"], "per_segment");
+        assert_eq!(
+            v["controls"]["top_p"],
+            serde_json::json!({"min": 0.0, "max": 1.0})
+        );
+        assert!(v["controls"].get("speed").is_none());
+        assert_eq!(j["unavailable"][0]["name"], "IndexTTS-2");
+        assert_eq!(j["unavailable"][0]["engine"], "indextts2");
+        assert!(j["unavailable"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not loadable yet"));
+    }
+
+    #[tokio::test]
+    async fn a_piper_voice_answers_indextts2_fields_with_unsupported_control() {
+        let events = Events::default();
+        let _d =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let (piper, seen) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
+        let app = ready_app(vec![piper]);
+        let cases = [
+            (
+                "/api/tts",
+                r#"{"text": "Hello.", "top_k": 5, "reference_audio": "UklGRg==", "noise_w": 0.5}"#,
+                "reference_audio, top_k",
+            ),
+            (
+                "/v1/audio/speech",
+                r#"{"input": "Hello.", "emo_alpha": 0.6, "emotion": [0,0,0,0,0,0,0,1]}"#,
+                "emotion, emo_alpha",
+            ),
+            (
+                "/api/tts",
+                r#"{"text": "Hello.", "temperature": 0.8, "top_p": 0.9, "repetition_penalty": 10, "num_beams": 3, "max_mel_tokens": 1500, "emotion_audio": "x"}"#,
+                "emotion_audio, top_p, temperature, repetition_penalty, num_beams, max_mel_tokens",
+            ),
+        ];
+        for (path, body, fields) in cases {
+            let r = call(&app, post(path, body)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+            let j = r.json();
+            assert_eq!(j["error"]["code"], "UNSUPPORTED_CONTROL");
+            let msg = j["error"]["message"].as_str().unwrap_or_default();
+            assert_eq!(
+                msg,
+                format!(
+                    "voice en_US-a-medium (piper engine) does not support {fields}; \
+                     it supports speaker, noise_scale, speed, noise_w"
+                )
+            );
+        }
+        assert_eq!(events.with_code("UNSUPPORTED_CONTROL").len(), 3);
+        assert!(
+            seen.lock().map(|v| v.is_empty()).unwrap_or(false),
+            "nothing reached the engine"
+        );
+        // Piper's own controls still work.
+        let r = call(
+            &app,
+            post(
+                "/api/tts",
+                r#"{"text": "Hello.", "speed": 2, "noise_w": 0}"#,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].noise_w, Some(0.0));
+        assert_eq!(
+            seen[0].length_scale,
+            Some(0.5),
+            "speed 2 halves the voice's length_scale"
+        );
+    }
+
+    #[tokio::test]
+    async fn indextts2_fields_are_checked_and_reach_an_engine_that_honours_them() {
+        use base64::Engine as _;
+        let (ix2, seen) = fake_voice("ix2", models::EngineKind::IndexTts2, &INDEXTTS2);
+        let app = ready_app(vec![ix2]);
+        // Piper's controls are refused by name, `speed` as the API calls it.
+        let r = call(&app, post("/api/tts", r#"{"text": "Hi.", "speed": 1.5}"#)).await;
+        assert_eq!(r.json()["error"]["code"], "UNSUPPORTED_CONTROL");
+        let msg = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            msg.contains("does not support speed; it supports reference_audio, emotion"),
+            "{msg}"
+        );
+        for (body, code, want) in [
+            (
+                r#"{"text": "Hi.", "top_p": 2}"#,
+                "INVALID_PARAMETER",
+                "top_p must be from 0 to 1",
+            ),
+            (
+                r#"{"text": "Hi.", "emotion": [1, 0]}"#,
+                "INVALID_PARAMETER",
+                "emotion must be 8 weights",
+            ),
+            (
+                r#"{"text": "Hi.", "num_beams": 0}"#,
+                "INVALID_PARAMETER",
+                "num_beams must be from 1 to 10",
+            ),
+            (r#"{"text": "Hi.", "top_k": -1}"#, "BAD_REQUEST", "top_k"),
+            (
+                r#"{"text": "Hi.", "reference_audio": "%%%"}"#,
+                "BAD_AUDIO",
+                "reference_audio: not base64",
+            ),
+        ] {
+            let r = call(&app, post("/api/tts", body)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+            let j = r.json();
+            assert_eq!(j["error"]["code"], code, "{body}");
+            let msg = j["error"]["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(want), "{body}: {msg}");
+        }
+        let mut wav = std::io::Cursor::new(Vec::new());
+        {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 16000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::new(&mut wav, spec).expect("writer");
+            for _ in 0..16000 {
+                w.write_sample(1000i16).expect("sample");
+            }
+            w.finalize().expect("wav");
+        }
+        let clip = base64::engine::general_purpose::STANDARD.encode(wav.into_inner());
+        let body = serde_json::json!({
+            "text": "Hi.",
+            "reference_audio": clip,
+            "emotion": [0, 0.5, 0, 0, 0, 0, 0, 0],
+            "emo_alpha": 0.6,
+            "top_k": 30,
+            "temperature": 0.8,
+            "num_beams": 3,
+        });
+        let r = call(&app, post("/api/tts", &body.to_string())).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 1);
+        let c = &seen[0];
+        let reference = c.reference_audio.as_ref().expect("the clip");
+        assert_eq!(
+            (reference.samples.len(), reference.sample_rate),
+            (16000, 16000)
+        );
+        assert_eq!(
+            c.emotion.as_deref(),
+            Some(&[0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0][..])
+        );
+        assert_eq!(
+            (c.emo_alpha, c.top_k, c.temperature, c.num_beams),
+            (Some(0.6), Some(30), Some(0.8), Some(3))
+        );
+        assert_eq!((c.top_p, c.noise_scale, c.length_scale), (None, None, None));
     }
 
     #[test]

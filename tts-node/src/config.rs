@@ -40,7 +40,9 @@ pub struct Config {
     /// across restarts). Without it, events wait in memory only.
     #[arg(long, env = "GELF_SPOOL_DIR")]
     pub gelf_spool_dir: Option<PathBuf>,
-    /// Model cache directory (voices under <cache-dir>/piper/<voice>/).
+    /// Model cache directory: every voice directory under it is found
+    /// (<cache-dir>/piper/<voice>/ for Piper, <cache-dir>/indextts2/<voice>/
+    /// for IndexTTS2), its engine chosen from the files it holds.
     #[arg(long, env = "TTS_CACHE_DIR", default_value = "cache_hub")]
     pub cache_dir: PathBuf,
     /// Default voice; every voice found in the cache is served.

@@ -21,7 +21,8 @@ use crate::voices::LoadedVoice;
 pub struct Job {
     pub voice: Arc<LoadedVoice>,
     pub text: String,
-    pub params: models::SynthesisParams,
+    /// Checked against the voice's capabilities when the request came in.
+    pub controls: models::Controls,
 }
 
 /// What a job sends back, in order: audio pieces (16-bit, the voice's gain
@@ -261,7 +262,7 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
         // A panic inside the model must fail this request, not the worker.
         catch_unwind(AssertUnwindSafe(|| {
             job.voice
-                .synthesize_stream(text, &job.params, i == 0, &mut sink)
+                .synthesize_stream(text, &job.controls, i == 0, &mut sink)
         }))
         .map_err(|p| NodeError::new(Code::ModelInferFail, panic_message(&p)))?
         .map_err(classify)?;
@@ -294,6 +295,11 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
 
 /// Tells an out-of-memory failure on the GPU from other inference errors.
 fn classify(e: models::Error) -> NodeError {
+    if let models::Error::Unsupported(u) = &e {
+        // The API checks controls before queueing; an engine that refuses
+        // one anyway is still the client's request.
+        return NodeError::new(Code::UnsupportedControl, u.to_string());
+    }
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
     // The driver says CUDA_ERROR_OUT_OF_MEMORY ("out of memory"); cuBLAS and

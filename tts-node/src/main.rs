@@ -1,9 +1,11 @@
-//! The TTS node: loads the voices from the model cache, serves the web UI and
+//! The TTS node: loads the voices from the model cache (each behind the
+//! engine seam, `models::Engine`), serves the web UI and
 //! the HTTP API, and logs one GELF event per request.
 
 mod api;
 mod audio;
 mod config;
+mod controls;
 mod engine;
 mod errors;
 mod metrics;

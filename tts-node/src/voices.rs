@@ -1,42 +1,59 @@
-//! The voices the node serves: every Piper voice found under
-//! `<cache-dir>/piper/`, loaded once at start. Requests name a voice; the
-//! name is looked up in this map and never used to build a path.
+//! The voices the node serves: every voice directory found under
+//! `<cache-dir>/` (one level down, as `cache_hub/piper/<voice>/`, or two, as
+//! `cache_hub/<voice>/`), its engine chosen from what the directory holds,
+//! loaded once at start. Requests name a voice; the name is looked up in this
+//! map and never used to build a path.
+//!
+//! - Piper: a `*.onnx` and its `*.onnx.json`;
+//! - IndexTTS2: `config.yaml` and `gpt.pth` (detected and reported; not
+//!   loadable until the IndexTTS2 pipeline is assembled).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use models::EngineKind;
 
 use crate::config::valid_voice_name;
 
-/// A voice ready to synthesise.
+/// A voice ready to synthesise, behind the engine seam.
 pub struct LoadedVoice {
     pub name: String,
-    voice: models::Voice,
-    /// Fixed output gain (`models::Voice::calibrated_gain`), the same for
-    /// streamed and whole responses.
+    engine: Box<dyn models::Engine>,
+    /// Fixed output gain (`models::Voice::calibrated_gain` for Piper), the
+    /// same for streamed and whole responses.
     gain: f32,
 }
 
 impl LoadedVoice {
+    /// A voice served under `name`, with its fixed output `gain`.
+    pub fn new(name: String, engine: Box<dyn models::Engine>, gain: f32) -> Self {
+        Self { name, engine, gain }
+    }
+
     /// The voice's description (sample rate, speakers, model version).
     pub fn info(&self) -> &models::VoiceInfo {
-        self.voice.info()
+        self.engine.info()
+    }
+
+    /// What the voice's engine honours.
+    pub fn capabilities(&self) -> &models::Capabilities {
+        self.engine.capabilities()
     }
 
     /// Synthesises one segment piece by piece (see
-    /// `models::Voice::synthesize_stream`).
+    /// `models::Engine::synthesize_stream`).
     pub fn synthesize_stream(
         &self,
         text: &str,
-        params: &models::SynthesisParams,
+        controls: &models::Controls,
         split_first: bool,
         sink: &mut dyn FnMut(&[f32]) -> std::ops::ControlFlow<()>,
     ) -> Result<models::Streamed, models::Error> {
-        self.voice
-            .synthesize_stream(text, params, split_first, sink)
+        self.engine
+            .synthesize_stream(&models::Request::new(text, controls), split_first, sink)
     }
 
     /// The voice's fixed output gain.
@@ -45,12 +62,99 @@ impl LoadedVoice {
     }
 }
 
+/// A voice directory the node found but does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    pub engine: EngineKind,
+    pub reason: String,
+}
+
 /// All loaded voices and the default one.
 pub struct Voices {
     pub default: String,
     pub map: BTreeMap<String, Arc<LoadedVoice>>,
+    /// Voices found but not served (an engine not loadable yet, or a voice
+    /// that failed to load), with why.
+    pub unavailable: BTreeMap<String, Unavailable>,
     pub load_time: Duration,
 }
+
+/// The engine of the voice in `dir`, from the files it holds.
+pub fn detect(dir: &Path) -> Option<EngineKind> {
+    if dir.join("config.yaml").is_file() && dir.join("gpt.pth").is_file() {
+        return Some(EngineKind::IndexTts2);
+    }
+    let entries = std::fs::read_dir(dir).ok()?;
+    let piper = entries.flatten().any(|e| {
+        let p = e.path();
+        p.extension().is_some_and(|x| x == "onnx") && {
+            let mut json = p.into_os_string();
+            json.push(".json");
+            Path::new(&json).is_file()
+        }
+    });
+    piper.then_some(EngineKind::Piper)
+}
+
+/// Every voice directory under `cache_dir` (itself a voice directory, or a
+/// folder of them, one level down), by name, with its engine. Names are
+/// unique: a second directory with a taken name is skipped with a warning.
+pub fn discover(cache_dir: &Path) -> BTreeMap<String, (PathBuf, EngineKind)> {
+    let mut found: BTreeMap<String, (PathBuf, EngineKind)> = BTreeMap::new();
+    let mut add = |name: String, dir: PathBuf, kind: EngineKind| {
+        if !valid_voice_name(&name) {
+            tracing::warn!(dir = %dir.display(), "skipping a voice whose directory name is not a voice name");
+            return;
+        }
+        if let Some((first, _)) = found.get(&name) {
+            tracing::warn!(
+                voice = %name,
+                dir = %dir.display(),
+                served = %first.display(),
+                "skipping a second voice directory with the same name"
+            );
+            return;
+        }
+        found.insert(name, (dir, kind));
+    };
+    for dir in sorted_dirs(cache_dir) {
+        let name = dir_name(&dir);
+        match detect(&dir) {
+            Some(kind) => add(name, dir, kind),
+            None => {
+                for sub in sorted_dirs(&dir) {
+                    if let Some(kind) = detect(&sub) {
+                        add(dir_name(&sub), sub, kind);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Why an IndexTTS2 voice is not served yet.
+const INDEXTTS2_NOT_LOADABLE: &str =
+    "the IndexTTS2 engine is not loadable yet: its pipeline is not assembled";
 
 impl Voices {
     /// Loads the default voice (required) and every other voice in the cache.
@@ -60,54 +164,65 @@ impl Voices {
         device: &candle_core::Device,
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let root = cache_dir.join("piper");
-        let default_dir = root.join(default);
-        if !default_dir.is_dir() {
+        let found = discover(cache_dir);
+        let Some((_, default_kind)) = found.get(default) else {
             bail!(
-                "voice {default:?} is not in {} (--voice / TTS_VOICE): run scripts/fetch-models.sh",
-                root.display()
+                "voice {default:?} is not in {} (--voice / TTS_VOICE; voices are directories \
+                 like {}/piper/<voice>/): run scripts/fetch-models.sh",
+                cache_dir.display(),
+                cache_dir.display()
             );
+        };
+        if *default_kind == EngineKind::IndexTts2 {
+            bail!("voice {default:?} is an IndexTTS2 voice: {INDEXTTS2_NOT_LOADABLE}; choose a Piper voice with --voice / TTS_VOICE");
         }
         let mut map = BTreeMap::new();
-        let mut names = vec![default.to_owned()];
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name != default && valid_voice_name(&name) && e.path().is_dir() {
-                    names.push(name);
-                }
-            }
-        }
-        for name in names {
-            let dir = root.join(&name);
-            // Loading includes one phonemisation, so that missing espeak-ng
-            // data or an espeak voice the library lacks stop the start, not
-            // the first request.
-            // The gain calibration synthesises a few sentences: it also
-            // proves the voice runs on this device.
-            let loaded = models::Voice::load(&dir, device).and_then(|voice| {
-                voice.phonemizer().phonemize("Ready.")?;
-                let gain = voice.calibrated_gain()?;
-                Ok((voice, gain))
-            });
-            match loaded {
-                Ok((voice, gain)) => {
-                    tracing::debug!(voice = %name, gain = f64::from(gain), "voice loaded");
-                    map.insert(name.clone(), Arc::new(LoadedVoice { name, voice, gain }));
-                }
-                Err(e) if name == default => {
-                    return Err(e).with_context(|| {
-                        format!("loading the default voice from {}", dir.display())
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(voice = %name, error = %e, "skipping a voice that does not load");
+        let mut unavailable = BTreeMap::new();
+        for (name, (dir, kind)) in found {
+            match kind {
+                EngineKind::Piper => match load_piper(&dir, device) {
+                    Ok((voice, gain)) => {
+                        tracing::debug!(voice = %name, engine = "piper", gain = f64::from(gain), "voice loaded");
+                        let v = LoadedVoice::new(name.clone(), Box::new(voice), gain);
+                        map.insert(name, Arc::new(v));
+                    }
+                    Err(e) if name == default => {
+                        return Err(e).with_context(|| {
+                            format!("loading the default voice from {}", dir.display())
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(voice = %name, engine = "piper", error = %e, "skipping a voice that does not load");
+                        unavailable.insert(
+                            name,
+                            Unavailable {
+                                engine: kind,
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
+                },
+                EngineKind::IndexTts2 => {
+                    tracing::warn!(
+                        voice = %name,
+                        engine = "indextts2",
+                        dir = %dir.display(),
+                        "found an IndexTTS2 voice; not serving it: {INDEXTTS2_NOT_LOADABLE}"
+                    );
+                    unavailable.insert(
+                        name,
+                        Unavailable {
+                            engine: kind,
+                            reason: INDEXTTS2_NOT_LOADABLE.to_owned(),
+                        },
+                    );
                 }
             }
         }
         Ok(Self {
             default: default.to_owned(),
             map,
+            unavailable,
             load_time: started.elapsed(),
         })
     }
@@ -115,5 +230,87 @@ impl Voices {
     /// The voice called `name` (the default when `None`).
     pub fn get(&self, name: Option<&str>) -> Option<&Arc<LoadedVoice>> {
         self.map.get(name.unwrap_or(&self.default))
+    }
+}
+
+/// Loads a Piper voice and its gain. Loading includes one phonemisation,
+/// so that missing espeak-ng data or an espeak voice the library lacks stop
+/// the start, not the first request; the gain calibration synthesises a few
+/// sentences, which also proves the voice runs on this device.
+fn load_piper(
+    dir: &Path,
+    device: &candle_core::Device,
+) -> Result<(models::Voice, f32), models::Error> {
+    let voice = models::Voice::load(dir, device)?;
+    voice.phonemizer().phonemize("Ready.")?;
+    let gain = voice.calibrated_gain()?;
+    Ok((voice, gain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(p, b"").expect("write");
+    }
+
+    #[test]
+    fn the_engine_is_chosen_from_what_a_directory_holds() {
+        let root = std::env::temp_dir().join(format!("voices-discover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        touch(&root.join("piper/en_US-a-medium/en_US-a-medium.onnx"));
+        touch(&root.join("piper/en_US-a-medium/en_US-a-medium.onnx.json"));
+        // An .onnx without its config is no voice.
+        touch(&root.join("piper/half/half.onnx"));
+        touch(&root.join("indextts2/IndexTTS-2/config.yaml"));
+        touch(&root.join("indextts2/IndexTTS-2/gpt.pth"));
+        // config.yaml alone is no IndexTTS2 voice.
+        touch(&root.join("indextts2/partial/config.yaml"));
+        // A voice directory directly under the cache.
+        touch(&root.join("direct/config.yaml"));
+        touch(&root.join("direct/gpt.pth"));
+        // The same name twice: the first (sorted) is kept.
+        touch(&root.join("zz/en_US-a-medium/config.yaml"));
+        touch(&root.join("zz/en_US-a-medium/gpt.pth"));
+        touch(&root.join("hf/models--x/blob"));
+        let found = discover(&root);
+        let kinds: Vec<(&str, EngineKind)> =
+            found.iter().map(|(n, (_, k))| (n.as_str(), *k)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("IndexTTS-2", EngineKind::IndexTts2),
+                ("direct", EngineKind::IndexTts2),
+                ("en_US-a-medium", EngineKind::Piper),
+            ]
+        );
+        assert_eq!(found["en_US-a-medium"].0, root.join("piper/en_US-a-medium"));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_indextts2_default_voice_or_a_missing_one_stops_the_start_with_the_reason() {
+        let root = std::env::temp_dir().join(format!("voices-default-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        touch(&root.join("indextts2/IndexTTS-2/config.yaml"));
+        touch(&root.join("indextts2/IndexTTS-2/gpt.pth"));
+        let dev = candle_core::Device::Cpu;
+        let err = Voices::load(&root, "IndexTTS-2", &dev)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("is an IndexTTS2 voice"), "{err}");
+        assert!(err.contains("not loadable yet"), "{err}");
+        let err = Voices::load(&root, "en_US-joe-medium", &dev)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("is not in"), "{err}");
+        assert!(err.contains("scripts/fetch-models.sh"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

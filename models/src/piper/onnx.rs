@@ -5,12 +5,15 @@
 //! no protoc is needed). Initializers without a module name (`onnx::Conv_8168`,
 //! or the embedding exported as `sid`) are named after the node that consumes
 //! them: the weight of `/flow/flows.0/enc/in_layers.3/Conv` becomes
-//! `flow.flows.0.enc.in_layers.3.weight`.
+//! `flow.flows.0.enc.in_layers.3.weight`. The network reads them through a
+//! `candle_nn::VarBuilder` ([`Weights::var_builder`]), which checks each
+//! tensor's shape.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use prost::Message;
 
 use crate::Error;
@@ -117,6 +120,27 @@ impl Weights {
         })
     }
 
+    /// A `VarBuilder` over the tensors (f32, on the device they were loaded
+    /// onto): `vb.get(shape, name)` fails for a missing tensor or another
+    /// shape, naming the tensor.
+    ///
+    /// ```no_run
+    /// use models::piper::onnx::Weights;
+    /// let dev = candle_core::Device::Cpu;
+    /// let w = Weights::load("voice.onnx".as_ref(), &dev)?;
+    /// let vb = w.var_builder(&dev);
+    /// let emb = vb.get((256, 192), "enc_p.emb.weight")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn var_builder(&self, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_tensors(self.map.clone(), DType::F32, device)
+    }
+
+    /// The file the weights were read from.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The tensor called `name`, or an error naming it.
     pub fn get(&self, name: &str) -> Result<Tensor, Error> {
         self.map
@@ -131,6 +155,17 @@ impl Weights {
     /// The tensor called `name`, when present.
     pub fn maybe(&self, name: &str) -> Option<Tensor> {
         self.map.get(name).cloned()
+    }
+
+    /// Every tensor's name and shape, sorted by name.
+    pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v: Vec<_> = self
+            .map
+            .iter()
+            .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Number of tensors.
@@ -196,6 +231,98 @@ mod tests {
             module_name("/dp/flows.0/Exp_output_0", &c),
             "/dp/flows.0/Exp_output_0"
         );
+    }
+
+    /// The default voice's directory, when installed (scripts/fetch-models.sh).
+    fn default_voice() -> Option<std::path::PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/piper/en_US-joe-medium");
+        if dir.join("en_US-joe-medium.onnx").is_file() {
+            return Some(dir);
+        }
+        assert!(
+            std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
+            "MODELS_REQUIRE_VOICE is set but the voice is missing"
+        );
+        eprintln!("SKIPPED: needs the default voice (run scripts/fetch-models.sh)");
+        None
+    }
+
+    /// Loads a copy of the voice in `dir` whose initializer for module weight
+    /// `target` went through `edit`, and returns the load error.
+    fn load_edited(
+        dir: &Path,
+        tag: &str,
+        target: &str,
+        edit: fn(&mut GraphProto, usize),
+    ) -> String {
+        let name = "en_US-joe-medium";
+        let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
+        let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        let mut consumer: HashMap<&str, (&str, usize)> = HashMap::new();
+        for n in &graph.node {
+            for (i, input) in n.input.iter().enumerate() {
+                consumer
+                    .entry(input.as_str())
+                    .or_insert((n.name.as_str(), i));
+            }
+        }
+        let index = graph
+            .initializer
+            .iter()
+            .position(|t| module_name(&t.name, &consumer) == target)
+            .unwrap_or_else(|| panic!("{target} is in the voice"));
+        edit(graph, index);
+        let out = std::env::temp_dir().join(format!("piper-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("v.onnx"), model.encode_to_vec()).unwrap();
+        std::fs::copy(
+            dir.join(format!("{name}.onnx.json")),
+            out.join("v.onnx.json"),
+        )
+        .unwrap();
+        let err = crate::Voice::load(&out, &Device::Cpu)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&out);
+        err
+    }
+
+    #[test]
+    fn a_voice_file_missing_a_tensor_fails_at_load_naming_it() {
+        let Some(dir) = default_voice() else { return };
+        // A bias named after its consumer node (`onnx::Conv_…` in the file).
+        let target = "flow.flows.2.enc.res_skip_layers.1.bias";
+        let err = load_edited(&dir, "missing", target, |g, i| {
+            g.initializer.remove(i);
+        });
+        assert!(err.contains("v.onnx is not a Piper VITS voice"), "{err}");
+        assert!(
+            err.contains(&format!("cannot find tensor {target}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_voice_file_with_a_reshaped_tensor_fails_at_load_naming_it_and_the_shape() {
+        let Some(dir) = default_voice() else { return };
+        // Same number of values, the first two dimensions swapped.
+        let err = load_edited(&dir, "reshaped", "dec.ups.1.weight", |g, i| {
+            g.initializer[i].dims.swap(0, 1);
+        });
+        assert!(
+            err.contains(
+                "shape mismatch for dec.ups.1.weight, expected: [128, 64, 16], got: [64, 128, 16]"
+            ),
+            "{err}"
+        );
+        // A hyper-parameter's anchor of the wrong rank is named too.
+        let err = load_edited(&dir, "rank", "enc_p.emb.weight", |g, i| {
+            let n: i64 = g.initializer[i].dims.iter().product();
+            g.initializer[i].dims = vec![n];
+        });
+        assert!(err.contains("shape mismatch for enc_p.emb.weight"), "{err}");
     }
 
     #[test]

@@ -3,16 +3,52 @@
 //! spline flows), alignment expansion, residual-coupling flow in reverse, and
 //! the HiFi-GAN generator. Batch size one, so no masks are needed.
 //!
-//! Hyper-parameters are read from the weights' shapes where they can be (hidden
-//! size, layers, heads, window, decoder stages, resblock type), so every Piper
-//! quality (x_low, low, medium, high) loads with the same code.
+//! Weights come from a [`VarBuilder`] (see [`super::onnx::Weights::var_builder`]).
+//! A few hyper-parameters are read from the shapes of anchor tensors (hidden
+//! size, heads and window, filter channels, kernel sizes, decoder stages,
+//! resblock type), so every Piper quality (x_low, low, medium, high) loads
+//! with the same code; every other tensor is then fetched with the shape those
+//! imply, so a missing tensor or a wrong shape fails at load, naming it.
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
-use crate::onnx::Weights;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
+
+/// The full name of `name` under `vb`'s prefix.
+fn full_name(vb: &VarBuilder, name: &str) -> String {
+    let prefix = vb.prefix();
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The shape of anchor tensor `name`, which must have `rank` dimensions: how
+/// a hyper-parameter is read from the weights. The tensor itself is fetched
+/// again, shape-checked, by the module that uses it.
+fn anchor(vb: &VarBuilder, name: &str, rank: usize) -> Result<Vec<usize>> {
+    let t = vb.get_unchecked(name)?;
+    if t.rank() != rank || t.dims().contains(&0) {
+        return Err(Error::Candle(candle_core::Error::Msg(format!(
+            "shape mismatch for {}: expected {rank} non-empty dimensions, got {:?}",
+            full_name(vb, name),
+            t.dims()
+        ))));
+    }
+    Ok(t.dims().to_vec())
+}
+
+/// A hyper-parameter read from anchor `name` that is out of range.
+fn bad_anchor(vb: &VarBuilder, name: &str, why: &str) -> Error {
+    Error::Candle(candle_core::Error::Msg(format!(
+        "{}: {why}",
+        full_name(vb, name)
+    )))
+}
 
 /// A 1-D convolution with its settings.
 #[derive(Debug, Clone)]
@@ -55,34 +91,34 @@ impl Conv1d {
         })
     }
 
+    /// The convolution under `vb`: `weight` `[cout, cin / groups, k]` and
+    /// `bias` `[cout]`, both shape-checked.
     fn load(
-        w: &Weights,
-        name: &str,
+        vb: &VarBuilder,
+        (cin, cout, k): (usize, usize, usize),
         padding: usize,
         dilation: usize,
         groups: usize,
     ) -> Result<Self> {
-        Self::new(
-            w.get(&format!("{name}.weight"))?,
-            w.maybe(&format!("{name}.bias")),
-            padding,
-            dilation,
-            groups,
-        )
+        let w = vb.get((cout, cin / groups.max(1), k), "weight")?;
+        let b = vb.get(cout, "bias")?;
+        Self::new(w, Some(b), padding, dilation, groups)
     }
 
-    /// "Same" padding for an odd kernel read from the weight.
-    fn load_same(w: &Weights, name: &str, dilation: usize, groups: usize) -> Result<Self> {
-        let weight = w.get(&format!("{name}.weight"))?;
-        let k = weight.dim(2)?;
-        let padding = (k * dilation - dilation) / 2;
-        Self::new(
-            weight,
-            w.maybe(&format!("{name}.bias")),
-            padding,
-            dilation,
-            groups,
-        )
+    /// As [`Self::load`], with "same" padding for the odd kernel `k`.
+    fn load_same(
+        vb: &VarBuilder,
+        dims: (usize, usize, usize),
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        let padding = (dims.2 * dilation - dilation) / 2;
+        Self::load(vb, dims, padding, dilation, groups)
+    }
+
+    /// A 1×1 convolution from `cin` to `cout` channels.
+    fn load_1x1(vb: &VarBuilder, cin: usize, cout: usize) -> Result<Self> {
+        Self::load(vb, (cin, cout, 1), 0, 1, 1)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -280,10 +316,10 @@ struct ChannelNorm {
 }
 
 impl ChannelNorm {
-    fn load(w: &Weights, name: &str) -> Result<Self> {
+    fn load(vb: &VarBuilder, channels: usize) -> Result<Self> {
         Ok(Self {
-            gamma: w.get(&format!("{name}.gamma"))?.reshape((1, (), 1))?,
-            beta: w.get(&format!("{name}.beta"))?.reshape((1, (), 1))?,
+            gamma: vb.get(channels, "gamma")?.reshape((1, (), 1))?,
+            beta: vb.get(channels, "beta")?.reshape((1, (), 1))?,
         })
     }
 
@@ -313,18 +349,19 @@ struct RelAttention {
 }
 
 impl RelAttention {
-    fn load(w: &Weights, name: &str, hidden: usize) -> Result<Self> {
-        let rel_k = w.get(&format!("{name}.emb_rel_k"))?;
-        let rel_v = w.get(&format!("{name}.emb_rel_v"))?;
-        let (_, span, k_channels) = rel_k.dims3()?;
+    /// `heads` heads over `hidden` channels, offsets in a window of `span`.
+    fn load(vb: &VarBuilder, hidden: usize, heads: usize, span: usize) -> Result<Self> {
+        let k_channels = hidden / heads;
+        let rel_k = vb.get((1, span, k_channels), "emb_rel_k")?;
+        let rel_v = vb.get((1, span, k_channels), "emb_rel_v")?;
         Ok(Self {
-            q: Conv1d::load(w, &format!("{name}.conv_q"), 0, 1, 1)?,
-            k: Conv1d::load(w, &format!("{name}.conv_k"), 0, 1, 1)?,
-            v: Conv1d::load(w, &format!("{name}.conv_v"), 0, 1, 1)?,
-            o: Conv1d::load(w, &format!("{name}.conv_o"), 0, 1, 1)?,
+            q: Conv1d::load_1x1(&vb.pp("conv_q"), hidden, hidden)?,
+            k: Conv1d::load_1x1(&vb.pp("conv_k"), hidden, hidden)?,
+            v: Conv1d::load_1x1(&vb.pp("conv_v"), hidden, hidden)?,
+            o: Conv1d::load_1x1(&vb.pp("conv_o"), hidden, hidden)?,
             rel_k: rel_k.squeeze(0)?,
             rel_v: rel_v.squeeze(0)?,
-            heads: hidden / k_channels,
+            heads,
             window: (span - 1) / 2,
         })
     }
@@ -431,9 +468,25 @@ struct TextEncoder {
 }
 
 impl TextEncoder {
-    fn load(w: &Weights) -> Result<Self> {
-        let emb = w.get("enc_p.emb.weight")?;
-        let hidden = emb.dim(1)?;
+    /// The text encoder under `vb` (`enc_p`).
+    fn load(vb: &VarBuilder) -> Result<Self> {
+        let emb_dims = anchor(vb, "emb.weight", 2)?;
+        let (symbols, hidden) = (emb_dims[0], emb_dims[1]);
+        let emb = vb.get((symbols, hidden), "emb.weight")?;
+        let enc = vb.pp("encoder");
+        let rel = "attn_layers.0.emb_rel_k";
+        let rel_dims = anchor(&enc, rel, 3)?;
+        let (span, k_channels) = (rel_dims[1], rel_dims[2]);
+        if hidden % k_channels != 0 || span % 2 == 0 {
+            return Err(bad_anchor(
+                &enc,
+                rel,
+                &format!("{rel_dims:?} does not split {hidden} channels into heads"),
+            ));
+        }
+        let heads = hidden / k_channels;
+        let ffn_dims = anchor(&enc, "ffn_layers.0.conv_1.weight", 3)?;
+        let (filter, k) = (ffn_dims[0], ffn_dims[2]);
         let mut s = Self {
             emb,
             hidden,
@@ -441,27 +494,29 @@ impl TextEncoder {
             norm1: Vec::new(),
             ffn: Vec::new(),
             norm2: Vec::new(),
-            proj: Conv1d::load(w, "enc_p.proj", 0, 1, 1)?,
+            proj: Conv1d::load_1x1(&vb.pp("proj"), hidden, 2 * hidden)?,
         };
         let mut i = 0;
-        while w
-            .maybe(&format!("enc_p.encoder.attn_layers.{i}.conv_q.weight"))
-            .is_some()
-        {
-            let p = "enc_p.encoder";
+        while enc.contains_tensor(&format!("attn_layers.{i}.conv_q.weight")) {
             s.attn.push(RelAttention::load(
-                w,
-                &format!("{p}.attn_layers.{i}"),
+                &enc.pp(format!("attn_layers.{i}")),
+                hidden,
+                heads,
+                span,
+            )?);
+            s.norm1.push(ChannelNorm::load(
+                &enc.pp(format!("norm_layers_1.{i}")),
                 hidden,
             )?);
-            s.norm1
-                .push(ChannelNorm::load(w, &format!("{p}.norm_layers_1.{i}"))?);
+            let ffn = enc.pp(format!("ffn_layers.{i}"));
             s.ffn.push(Ffn {
-                c1: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_1"), 1, 1)?,
-                c2: Conv1d::load_same(w, &format!("{p}.ffn_layers.{i}.conv_2"), 1, 1)?,
+                c1: Conv1d::load_same(&ffn.pp("conv_1"), (hidden, filter, k), 1, 1)?,
+                c2: Conv1d::load_same(&ffn.pp("conv_2"), (filter, hidden, k), 1, 1)?,
             });
-            s.norm2
-                .push(ChannelNorm::load(w, &format!("{p}.norm_layers_2.{i}"))?);
+            s.norm2.push(ChannelNorm::load(
+                &enc.pp(format!("norm_layers_2.{i}")),
+                hidden,
+            )?);
             i += 1;
         }
         if s.attn.is_empty() {
@@ -500,7 +555,8 @@ struct DdsConv {
 }
 
 impl DdsConv {
-    fn load(w: &Weights, name: &str) -> Result<Self> {
+    /// `channels` channels, kernel `k` (dilations 1, k, k², …).
+    fn load(vb: &VarBuilder, channels: usize, k: usize) -> Result<Self> {
         let mut s = Self {
             sep: Vec::new(),
             one: Vec::new(),
@@ -508,21 +564,22 @@ impl DdsConv {
             n2: Vec::new(),
         };
         let mut i = 0;
-        while let Some(weight) = w.maybe(&format!("{name}.convs_sep.{i}.weight")) {
-            let channels = weight.dim(0)?;
-            let k = weight.dim(2)?;
+        while vb.contains_tensor(&format!("convs_sep.{i}.weight")) {
             let dilation = k.pow(i as u32);
             s.sep.push(Conv1d::load(
-                w,
-                &format!("{name}.convs_sep.{i}"),
+                &vb.pp(format!("convs_sep.{i}")),
+                (channels, channels, k),
                 (k * dilation - dilation) / 2,
                 dilation,
                 channels,
             )?);
-            s.one
-                .push(Conv1d::load(w, &format!("{name}.convs_1x1.{i}"), 0, 1, 1)?);
-            s.n1.push(ChannelNorm::load(w, &format!("{name}.norms_1.{i}"))?);
-            s.n2.push(ChannelNorm::load(w, &format!("{name}.norms_2.{i}"))?);
+            s.one.push(Conv1d::load_1x1(
+                &vb.pp(format!("convs_1x1.{i}")),
+                channels,
+                channels,
+            )?);
+            s.n1.push(ChannelNorm::load(&vb.pp(format!("norms_1.{i}")), channels)?);
+            s.n2.push(ChannelNorm::load(&vb.pp(format!("norms_2.{i}")), channels)?);
             i += 1;
         }
         Ok(s)
@@ -561,13 +618,12 @@ const MIN_BIN_HEIGHT: f32 = 1e-3;
 const MIN_DERIVATIVE: f32 = 1e-3;
 
 impl ConvFlow {
-    fn load(w: &Weights, name: &str) -> Result<Self> {
-        let pre = Conv1d::load(w, &format!("{name}.pre"), 0, 1, 1)?;
-        let filter = pre.w.dim(0)?;
+    /// `filter` channels, kernel `k`, over two channels.
+    fn load(vb: &VarBuilder, filter: usize, k: usize) -> Result<Self> {
         Ok(Self {
-            pre,
-            convs: DdsConv::load(w, &format!("{name}.convs"))?,
-            proj: Conv1d::load(w, &format!("{name}.proj"), 0, 1, 1)?,
+            pre: Conv1d::load_1x1(&vb.pp("pre"), 1, filter)?,
+            convs: DdsConv::load(&vb.pp("convs"), filter, k)?,
+            proj: Conv1d::load_1x1(&vb.pp("proj"), filter, 3 * NUM_BINS - 1)?,
             filter,
         })
     }
@@ -739,29 +795,36 @@ struct DurationPredictor {
 }
 
 impl DurationPredictor {
-    fn load(w: &Weights) -> Result<Self> {
-        let ea_m = w.get("dp.flows.0.m")?.reshape((1, 2, 1))?;
-        let ea_scale = match w.maybe("/dp/flows.0/Exp_output_0") {
-            Some(s) => s.reshape((1, 2, 1))?,
-            None => w.get("dp.flows.0.logs")?.neg()?.exp()?.reshape((1, 2, 1))?,
+    /// The duration predictor under `vb` (`dp`) over `hidden` channels;
+    /// `gin` channels of speaker embedding when the voice has several.
+    fn load(vb: &VarBuilder, hidden: usize, gin: Option<usize>) -> Result<Self> {
+        let filter = anchor(vb, "pre.weight", 3)?[0];
+        let k = anchor(vb, "convs.convs_sep.0.weight", 3)?[2];
+        let ea_m = vb.get((2, 1), "flows.0.m")?.reshape((1, 2, 1))?;
+        // The exporter folds exp(-logs) into a constant.
+        let folded = "/dp/flows.0/Exp_output_0";
+        let ea_scale = if vb.root().contains_tensor(folded) {
+            vb.root().get((2, 1), folded)?.reshape((1, 2, 1))?
+        } else {
+            vb.get((2, 1), "flows.0.logs")?
+                .neg()?
+                .exp()?
+                .reshape((1, 2, 1))?
         };
         // Reverse order; upstream skips the first ConvFlow at inference.
         let mut idx: Vec<usize> = (2..16)
-            .filter(|i| w.maybe(&format!("dp.flows.{i}.pre.weight")).is_some())
+            .filter(|i| vb.contains_tensor(&format!("flows.{i}.pre.weight")))
             .collect();
         idx.sort_unstable_by(|a, b| b.cmp(a));
         let flows = idx
             .iter()
-            .map(|i| ConvFlow::load(w, &format!("dp.flows.{i}")))
+            .map(|i| ConvFlow::load(&vb.pp(format!("flows.{i}")), filter, k))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            pre: Conv1d::load(w, "dp.pre", 0, 1, 1)?,
-            convs: DdsConv::load(w, "dp.convs")?,
-            proj: Conv1d::load(w, "dp.proj", 0, 1, 1)?,
-            cond: w
-                .maybe("dp.cond.weight")
-                .map(|_| Conv1d::load(w, "dp.cond", 0, 1, 1))
-                .transpose()?,
+            pre: Conv1d::load_1x1(&vb.pp("pre"), hidden, filter)?,
+            convs: DdsConv::load(&vb.pp("convs"), filter, k)?,
+            proj: Conv1d::load_1x1(&vb.pp("proj"), filter, filter)?,
+            cond: load_cond(vb, "cond", gin, filter)?,
             ea_m,
             ea_scale,
             flows,
@@ -811,34 +874,33 @@ struct WaveNet {
 }
 
 impl WaveNet {
-    fn load(w: &Weights, name: &str) -> Result<Self> {
+    /// `hidden` channels, kernel `k`; `gin` channels of speaker embedding
+    /// when the voice has several.
+    fn load(vb: &VarBuilder, hidden: usize, k: usize, gin: Option<usize>) -> Result<Self> {
+        let n = (0..)
+            .take_while(|i| vb.contains_tensor(&format!("in_layers.{i}.weight")))
+            .count();
         let mut s = Self {
             in_layers: Vec::new(),
             res_skip: Vec::new(),
-            cond: w
-                .maybe(&format!("{name}.cond_layer.weight"))
-                .map(|_| Conv1d::load(w, &format!("{name}.cond_layer"), 0, 1, 1))
-                .transpose()?,
-            hidden: 0,
+            cond: load_cond(vb, "cond_layer", gin, 2 * hidden * n)?,
+            hidden,
         };
-        let mut i = 0;
-        while w.maybe(&format!("{name}.in_layers.{i}.weight")).is_some() {
+        for i in 0..n {
             s.in_layers.push(Conv1d::load_same(
-                w,
-                &format!("{name}.in_layers.{i}"),
+                &vb.pp(format!("in_layers.{i}")),
+                (hidden, 2 * hidden, k),
                 1,
                 1,
             )?);
-            s.res_skip.push(Conv1d::load(
-                w,
-                &format!("{name}.res_skip_layers.{i}"),
-                0,
-                1,
-                1,
+            // The last layer has no residual half.
+            let out = if i + 1 < n { 2 * hidden } else { hidden };
+            s.res_skip.push(Conv1d::load_1x1(
+                &vb.pp(format!("res_skip_layers.{i}")),
+                hidden,
+                out,
             )?);
-            i += 1;
         }
-        s.hidden = s.in_layers.first().map_or(Ok(0), |c| c.w.dim(1))?;
         Ok(s)
     }
 
@@ -910,18 +972,31 @@ enum ResBlock {
 }
 
 impl ResBlock {
-    fn load(w: &Weights, name: &str) -> Result<Self> {
-        if w.maybe(&format!("{name}.convs1.0.weight")).is_some() {
+    /// The resblock under `vb` over `ch` channels; its type and kernel are
+    /// read from its first convolution.
+    fn load(vb: &VarBuilder, ch: usize) -> Result<Self> {
+        if vb.contains_tensor("convs1.0.weight") {
+            let k = anchor(vb, "convs1.0.weight", 3)?[2];
             let dil = [1, 3, 5];
             let mut c1 = Vec::new();
             let mut c2 = Vec::new();
             for (i, d) in dil.iter().enumerate() {
-                c1.push(Conv1d::load_same(w, &format!("{name}.convs1.{i}"), *d, 1)?);
-                c2.push(Conv1d::load_same(w, &format!("{name}.convs2.{i}"), 1, 1)?);
+                c1.push(Conv1d::load_same(
+                    &vb.pp(format!("convs1.{i}")),
+                    (ch, ch, k),
+                    *d,
+                    1,
+                )?);
+                c2.push(Conv1d::load_same(
+                    &vb.pp(format!("convs2.{i}")),
+                    (ch, ch, k),
+                    1,
+                    1,
+                )?);
             }
             Ok(Self::One { c1, c2 })
         } else {
-            let k = w.get(&format!("{name}.convs.0.weight"))?.dim(2)?;
+            let k = anchor(vb, "convs.0.weight", 3)?[2];
             let dil: [usize; 2] = match k {
                 3 => [1, 2],
                 5 => [2, 6],
@@ -930,7 +1005,7 @@ impl ResBlock {
             let c = dil
                 .iter()
                 .enumerate()
-                .map(|(i, d)| Conv1d::load_same(w, &format!("{name}.convs.{i}"), *d, 1))
+                .map(|(i, d)| Conv1d::load_same(&vb.pp(format!("convs.{i}")), (ch, ch, k), *d, 1))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Self::Two { c })
         }
@@ -956,6 +1031,26 @@ impl ResBlock {
     }
 }
 
+/// The speaker conditioning `name` (a 1×1 convolution from `gin` to `cout`
+/// channels), when the voice has it. Its input width is the speaker
+/// embedding's; without one, its own.
+fn load_cond(
+    vb: &VarBuilder,
+    name: &str,
+    gin: Option<usize>,
+    cout: usize,
+) -> Result<Option<Conv1d>> {
+    let weight = format!("{name}.weight");
+    if !vb.contains_tensor(&weight) {
+        return Ok(None);
+    }
+    let cin = match gin {
+        Some(g) => g,
+        None => anchor(vb, &weight, 3)?[1],
+    };
+    Conv1d::load_1x1(&vb.pp(name), cin, cout).map(Some)
+}
+
 fn leaky(x: &Tensor, slope: f64) -> Result<Tensor> {
     Ok(x.maximum(&(x * slope)?)?)
 }
@@ -978,37 +1073,53 @@ struct Generator {
 }
 
 impl Generator {
-    fn load(w: &Weights) -> Result<Self> {
+    /// The decoder under `vb` (`dec`) from `inter` latent channels; `gin`
+    /// channels of speaker embedding when the voice has several.
+    fn load(vb: &VarBuilder, inter: usize, gin: Option<usize>) -> Result<Self> {
+        let pre_dims = anchor(vb, "conv_pre.weight", 3)?;
+        let (initial, k_pre) = (pre_dims[0], pre_dims[2]);
+        let pre = Conv1d::load_same(&vb.pp("conv_pre"), (inter, initial, k_pre), 1, 1)?;
         let mut ups = Vec::new();
         let mut blocks = Vec::new();
+        let mut ch = initial;
         let mut i = 0;
         let mut r = 0;
-        while let Some(weight) = w.maybe(&format!("dec.ups.{i}.weight")) {
-            let k = weight.dim(2)?;
+        while vb.contains_tensor(&format!("ups.{i}.weight")) {
+            let name = format!("ups.{i}.weight");
+            let k = anchor(vb, &name, 3)?[2];
+            if ch < 2 || k < 2 {
+                return Err(bad_anchor(vb, &name, "too many upsampling stages"));
+            }
             let stride = k / 2;
             ups.push(Upsample {
-                b: w.get(&format!("dec.ups.{i}.bias"))?,
-                w: weight,
+                w: vb.get((ch, ch / 2, k), &name)?,
+                b: vb.get(ch / 2, &format!("ups.{i}.bias"))?,
                 stride,
                 padding: (k - stride) / 2,
             });
+            ch /= 2;
             let mut stage = Vec::new();
             for _ in 0..3 {
-                stage.push(ResBlock::load(w, &format!("dec.resblocks.{r}"))?);
+                stage.push(ResBlock::load(&vb.pp(format!("resblocks.{r}")), ch)?);
                 r += 1;
             }
             blocks.push(stage);
             i += 1;
         }
+        // HiFi-GAN's last convolution has no bias; an export may add one.
+        let k_post = anchor(vb, "conv_post.weight", 3)?[2];
+        let post_w = vb.get((1, ch, k_post), "conv_post.weight")?;
+        let post_b = if vb.contains_tensor("conv_post.bias") {
+            Some(vb.get(1, "conv_post.bias")?)
+        } else {
+            None
+        };
         Ok(Self {
-            pre: Conv1d::load_same(w, "dec.conv_pre", 1, 1)?,
-            cond: w
-                .maybe("dec.cond.weight")
-                .map(|_| Conv1d::load(w, "dec.cond", 0, 1, 1))
-                .transpose()?,
+            pre,
+            cond: load_cond(vb, "cond", gin, initial)?,
             ups,
             blocks,
-            post: Conv1d::load_same(w, "dec.conv_post", 1, 1)?,
+            post: Conv1d::new(post_w, post_b, (k_post - 1) / 2, 1, 1)?,
         })
     }
 
@@ -1084,20 +1195,35 @@ pub struct Scales {
 }
 
 impl Vits {
-    /// Builds the network from a voice's weights.
-    pub fn load(w: &Weights, device: &Device) -> Result<Self> {
+    /// Builds the network from a voice's weights (see
+    /// [`super::onnx::Weights::var_builder`]), on `vb`'s device. Every tensor
+    /// is shape-checked: a missing one or a wrong shape is an error naming
+    /// the tensor (and the shape expected).
+    pub fn load(vb: &VarBuilder) -> Result<Self> {
+        let enc = TextEncoder::load(&vb.pp("enc_p"))?;
+        let hidden = enc.hidden;
+        let (speaker_emb, gin) = if vb.contains_tensor("emb_g.weight") {
+            let d = anchor(vb, "emb_g.weight", 2)?;
+            (Some(vb.get((d[0], d[1]), "emb_g.weight")?), Some(d[1]))
+        } else {
+            (None, None)
+        };
         let mut flows = Vec::new();
+        let flow = vb.pp("flow.flows");
+        // The latent's channels are split in half; the mean and log-std of
+        // the prior have `hidden` channels each.
+        let half = hidden / 2;
         for i in (0..16).step_by(2) {
-            let name = format!("flow.flows.{i}");
-            if w.maybe(&format!("{name}.pre.weight")).is_none() {
+            let layer = flow.pp(i);
+            if !layer.contains_tensor("pre.weight") {
                 continue;
             }
-            let pre = Conv1d::load(w, &format!("{name}.pre"), 0, 1, 1)?;
-            let half = pre.w.dim(1)?;
+            let channels = anchor(&layer, "pre.weight", 3)?[0];
+            let k = anchor(&layer, "enc.in_layers.0.weight", 3)?[2];
             flows.push(CouplingLayer {
-                pre,
-                enc: WaveNet::load(w, &format!("{name}.enc"))?,
-                post: Conv1d::load(w, &format!("{name}.post"), 0, 1, 1)?,
+                pre: Conv1d::load_1x1(&layer.pp("pre"), half, channels)?,
+                enc: WaveNet::load(&layer.pp("enc"), channels, k, gin)?,
+                post: Conv1d::load_1x1(&layer.pp("post"), channels, half)?,
                 half,
             });
         }
@@ -1105,12 +1231,12 @@ impl Vits {
             return Err(Error::Config("the voice has no flow layers".into()));
         }
         Ok(Self {
-            enc: TextEncoder::load(w)?,
-            dp: DurationPredictor::load(w)?,
+            dp: DurationPredictor::load(&vb.pp("dp"), hidden, gin)?,
             flows,
-            dec: Generator::load(w)?,
-            speaker_emb: w.maybe("emb_g.weight"),
-            device: device.clone(),
+            dec: Generator::load(&vb.pp("dec"), hidden, gin)?,
+            enc,
+            speaker_emb,
+            device: vb.device().clone(),
         })
     }
 

@@ -1,4 +1,5 @@
-//! The public voice API: load a Piper voice directory, synthesise text.
+//! The public voice API of the Piper engine: load a Piper voice directory,
+//! synthesise text.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -8,9 +9,13 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Deserialize;
 
-use crate::onnx::Weights;
-use crate::phonemize::Phonemizer;
-use crate::vits::{Scales, Vits};
+use super::onnx::Weights;
+use super::phonemize::Phonemizer;
+use super::vits::{Scales, Vits};
+use crate::engine::{
+    Audio, Capabilities, Control, Controls, EmotionSupport, Engine, EngineKind, Request, Streamed,
+    Streaming, Timings,
+};
 use crate::Error;
 
 /// The parts of a Piper `.onnx.json` the voice uses.
@@ -142,43 +147,38 @@ impl SynthesisParams {
             speaker: None,
         }
     }
-}
 
-/// Where the time of one synthesis went.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Timings {
-    /// Text to phoneme ids.
-    pub phonemize_ms: f64,
-    /// The network.
-    pub infer_ms: f64,
-}
-
-/// Synthesised audio.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Audio {
-    /// Mono samples, roughly in [-1, 1].
-    pub samples: Vec<f32>,
-    /// Sample rate in Hz.
-    pub sample_rate: u32,
-    /// Where the time went.
-    pub timings: Timings,
-    /// Phonemes the voice has no id for (skipped).
-    pub unknown_phonemes: usize,
-    /// Sentences synthesised.
-    pub sentences: usize,
-}
-
-impl Audio {
-    /// Seconds of audio.
-    pub fn seconds(&self) -> f64 {
-        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
-    }
-
-    /// A 16-bit WAV file, peak-normalised as Piper does.
-    pub fn to_wav_i16(&self) -> Result<Vec<u8>, crate::Error> {
-        crate::wav::wav_i16(&self.samples, self.sample_rate)
+    /// The voice's defaults, overridden by the Piper controls that are set
+    /// (the others are not looked at: see [`Controls::check`]).
+    ///
+    /// ```
+    /// # use models::{Controls, SynthesisParams, VoiceInfo};
+    /// # let info = VoiceInfo { name: "v".into(), language: "en-us".into(), sample_rate: 22050,
+    /// #     num_speakers: 1, speaker_names: vec![], model_version: "v".into(),
+    /// #     quality: "medium".into(), defaults: Default::default() };
+    /// let c = Controls { noise_w: Some(0.0), ..Controls::default() };
+    /// let p = SynthesisParams::from_controls(&info, &c);
+    /// assert_eq!(p.noise_w, 0.0);
+    /// assert_eq!(p.noise_scale, info.defaults.noise_scale);
+    /// ```
+    pub fn from_controls(info: &VoiceInfo, c: &Controls) -> Self {
+        let d = Self::from_voice(info);
+        Self {
+            noise_scale: c.noise_scale.unwrap_or(d.noise_scale),
+            length_scale: c.length_scale.unwrap_or(d.length_scale),
+            noise_w: c.noise_w.unwrap_or(d.noise_w),
+            speaker: c.speaker,
+        }
     }
 }
+
+/// The controls a Piper voice honours.
+pub const PIPER_CONTROLS: [Control; 4] = [
+    Control::Speaker,
+    Control::NoiseScale,
+    Control::LengthScale,
+    Control::NoiseW,
+];
 
 /// The first piece of a long first sentence, in latent frames (about
 /// 0.28 s of audio at 22,050 Hz): what a listener waits for.
@@ -193,31 +193,20 @@ const CALIBRATION: &str = "Hello there, how can I help you today? \
 /// Where the calibration sentences' loudest sample lands after the gain.
 const CALIBRATION_PEAK: f32 = 0.9;
 
-/// What [`Voice::synthesize_stream`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Streamed {
-    /// Sentences synthesised (all of them unless stopped).
-    pub sentences: usize,
-    /// Pieces handed to the sink.
-    pub pieces: usize,
-    /// Samples handed to the sink.
-    pub samples: usize,
-    /// Phonemes the voice has no id for (skipped).
-    pub unknown_phonemes: usize,
-    /// The sink asked to stop before the end.
-    pub stopped: bool,
-}
-
 /// A Piper voice ready to speak.
 #[derive(Debug)]
 pub struct Voice {
     info: VoiceInfo,
+    caps: Capabilities,
     phonemizer: Phonemizer,
     vits: Vits,
 }
 
 impl Voice {
-    /// Loads the voice in `dir` (one `*.onnx` and its `*.onnx.json`) onto `device`.
+    /// Loads the voice in `dir` (one `*.onnx` and its `*.onnx.json`) onto
+    /// `device`. Every weight is shape-checked as it is read: a file with a
+    /// missing tensor or one of the wrong shape is [`Error::NotPiperVoice`],
+    /// naming the tensor (and the shape expected).
     pub fn load(dir: &Path, device: &Device) -> Result<Self, Error> {
         let (onnx, json) = find_files(dir)?;
         let text = std::fs::read_to_string(&json).map_err(|e| Error::Io {
@@ -236,7 +225,19 @@ impl Voice {
             )));
         }
         let weights = Weights::load(&onnx, device)?;
-        let vits = Vits::load(&weights, device)?;
+        // A missing tensor or a wrong shape is a bad voice file, named.
+        let vits = Vits::load(&weights.var_builder(device)).map_err(|e| match e {
+            Error::Candle(c) => Error::NotPiperVoice {
+                path: weights.path().to_owned(),
+                // The message, without the backtrace RUST_BACKTRACE adds.
+                reason: match c {
+                    candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+                    other => other.to_string(),
+                },
+            },
+            other => other,
+        })?;
+        drop(weights);
         let phonemizer = Phonemizer::new(&config.espeak.voice, &config.phoneme_id_map)?;
         let name = dir
             .file_name()
@@ -259,8 +260,24 @@ impl Voice {
             quality,
             defaults: config.inference.clone(),
         };
+        let caps = Capabilities {
+            engine: EngineKind::Piper,
+            sample_rate: info.sample_rate,
+            num_speakers: info.num_speakers,
+            speakers: info.speaker_names.clone(),
+            reference_audio: false,
+            emotion: EmotionSupport::default(),
+            sampling: Vec::new(),
+            controls: PIPER_CONTROLS.to_vec(),
+            streaming: Streaming::Pieces {
+                first_piece_frames: FIRST_PIECE_FRAMES,
+                split_over_frames: SPLIT_OVER_FRAMES,
+                samples_per_frame: vits.samples_per_frame(),
+            },
+        };
         Ok(Self {
             info,
+            caps,
             phonemizer,
             vits,
         })
@@ -401,6 +418,46 @@ impl Voice {
     pub fn synthesize_ids(&self, ids: &[i64], params: &SynthesisParams) -> Result<Vec<f32>, Error> {
         let scales = self.scales(params)?;
         self.vits.infer(ids, scales, params.speaker)
+    }
+}
+
+/// A Piper voice behind the engine seam: it honours [`PIPER_CONTROLS`] and
+/// fails with [`Error::Unsupported`] for any other control.
+///
+/// ```no_run
+/// use models::{Controls, Engine, Request, Voice};
+/// let voice = Voice::load("cache_hub/piper/en_US-joe-medium".as_ref(), &candle_core::Device::Cpu)?;
+/// let c = Controls { top_k: Some(5), ..Controls::default() };
+/// let err = Engine::synthesize(&voice, &Request::new("Hi.", &c)).unwrap_err();
+/// assert!(err.to_string().contains("does not support top_k"));
+/// # Ok::<(), models::Error>(())
+/// ```
+impl Engine for Voice {
+    fn info(&self) -> &VoiceInfo {
+        &self.info
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn synthesize(&self, request: &Request<'_>) -> Result<Audio, Error> {
+        request.controls.check(&self.caps)?;
+        let params = SynthesisParams::from_controls(&self.info, request.controls);
+        // The speaker is checked here as in the streamed path.
+        self.scales(&params)?;
+        Voice::synthesize(self, request.text, &params)
+    }
+
+    fn synthesize_stream(
+        &self,
+        request: &Request<'_>,
+        split_first: bool,
+        sink: &mut dyn FnMut(&[f32]) -> ControlFlow<()>,
+    ) -> Result<Streamed, Error> {
+        request.controls.check(&self.caps)?;
+        let params = SynthesisParams::from_controls(&self.info, request.controls);
+        Voice::synthesize_stream(self, request.text, &params, split_first, sink)
     }
 }
 
