@@ -573,17 +573,56 @@ mod tests {
         }
     }
 
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+    thread_local! {
+        /// Where this thread's events go (see [`Events::capture`]).
+        static SINK: std::cell::RefCell<Option<Events>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// The process-wide subscriber of these tests: it hands each event to
+    /// the capturing test of its thread. One global subscriber, interested
+    /// in everything, instead of a thread-local default per test: with
+    /// several defaults set and unset on concurrent test threads, tracing's
+    /// per-callsite interest cache could be computed while none was set,
+    /// and a test then missed its events.
+    struct Route;
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Route {
         fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-            let mut fields = BTreeMap::new();
-            e.record(&mut Fields(&mut fields));
-            if let Ok(mut v) = self.0.lock() {
-                v.push((*e.metadata().level(), fields));
-            }
+            SINK.with(|sink| {
+                if let Some(events) = &*sink.borrow() {
+                    let mut fields = BTreeMap::new();
+                    e.record(&mut Fields(&mut fields));
+                    if let Ok(mut v) = events.0.lock() {
+                        v.push((*e.metadata().level(), fields));
+                    }
+                }
+            });
+        }
+    }
+
+    /// Stops capturing on drop.
+    struct Capturing;
+
+    impl Drop for Capturing {
+        fn drop(&mut self) {
+            SINK.with(|sink| *sink.borrow_mut() = None);
         }
     }
 
     impl Events {
+        /// Captures the events logged on this thread (the test's runtime is
+        /// current-thread, so the handlers' events too) until the guard drops.
+        fn capture(&self) -> Capturing {
+            static GLOBAL: std::sync::Once = std::sync::Once::new();
+            GLOBAL.call_once(|| {
+                let _ = tracing::subscriber::set_global_default(
+                    tracing_subscriber::registry().with(Route),
+                );
+            });
+            SINK.with(|sink| *sink.borrow_mut() = Some(self.clone()));
+            Capturing
+        }
+
         fn with_code(&self, code: &str) -> Vec<Logged> {
             let v = self.0.lock().map(|v| v.clone()).unwrap_or_default();
             v.into_iter()
@@ -636,8 +675,7 @@ mod tests {
     #[tokio::test]
     async fn bad_requests_get_their_code_a_json_body_and_one_event() {
         let events = Events::default();
-        let _d =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let _d = events.capture();
         let app = app(&["--max-text-chars", "20", "--max-body-bytes", "1024"]);
         let long = format!("{{\"text\": \"{}\"}}", "a".repeat(21));
         let huge = format!("{{\"text\": \"{}\"}}", "a".repeat(2000));
@@ -714,8 +752,7 @@ mod tests {
     #[tokio::test]
     async fn readyz_says_loading_before_the_voice_and_logs_nothing() {
         let events = Events::default();
-        let _d =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let _d = events.capture();
         let app = app(&[]);
         let r = call(&app, get("/readyz")).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -960,8 +997,7 @@ mod tests {
     #[tokio::test]
     async fn a_piper_voice_answers_indextts2_fields_with_unsupported_control() {
         let events = Events::default();
-        let _d =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let _d = events.capture();
         let (piper, seen) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
         let app = ready_app(vec![piper]);
         let cases = [
