@@ -269,4 +269,17 @@ fn the_page_drives_indextts2_controls_against_a_mocked_voice() {
     let up = &seen["uploadRequest"];
     assert_eq!(up["max_mel_tokens"], 40);
     assert_eq!(up["top_k"], 20);
+    // The stored speaker: its index, no clip and (emotion "the speaker's")
+    // no emotion.
+    let st = &seen["storedRequest"];
+    assert_eq!(st["speaker"], 0, "{st}");
+    for f in ["reference_audio", "emotion", "emotion_audio", "emo_alpha"] {
+        assert!(
+            st["keys"]
+                .as_array()
+                .is_some_and(|k| !k.contains(&f.into())),
+            "{f} not sent: {st}"
+        );
+    }
+    assert!(seen["storedResult"]["error"].is_null(), "{seen}");
 }

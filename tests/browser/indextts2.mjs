@@ -8,7 +8,8 @@
 //
 // The node at URL serves a Piper voice and an IndexTTS2 voice. With --mock,
 // a node serving only Piper will do: the page's /api/voices gets an extra
-// IndexTTS2 voice (capabilities as the node lists them) and its /api/tts
+// IndexTTS2 voice (capabilities as the node lists them, with one stored
+// speaker) and its /api/tts
 // requests are answered here with 0.5 s of PCM, after their body is kept.
 //
 // Prints one JSON line with what it saw; exits non-zero on failure.
@@ -79,15 +80,15 @@ try {
     await page.route("**/api/voices", async (route) => {
       const r = await route.fetch();
       const body = await r.json();
-      const fields = INDEX_FIELDS.filter((f) => f !== "speaker");
+      const fields = INDEX_FIELDS;
       const range = (min, max) => ({ min, max });
       body.voices.push({
         name: MOCK_VOICE, engine: "indextts2", language: "zh/en", quality: "mock", sample_rate: 22050,
-        num_speakers: 1, speakers: [], model_version: "mock", default: false,
+        num_speakers: 1, speakers: ["stored one"], model_version: "mock", default: false,
         capabilities: {
-          engine: "indextts2", sample_rate: 22050, num_speakers: 1, speakers: [],
+          engine: "indextts2", sample_rate: 22050, num_speakers: 1, speakers: ["stored one"],
           reference_audio: true, emotion: { vector: true, audio: true },
-          sampling: fields.slice(4), controls: fields, streaming: { kind: "per_segment" }, fields,
+          sampling: fields.slice(5), controls: fields, streaming: { kind: "per_segment" }, fields,
         },
         controls: {
           emo_alpha: range(0, 1), top_k: range(0, 1000), top_p: range(0, 1), temperature: range(0.01, 5),
@@ -201,6 +202,15 @@ try {
   // "Same as the speaker" sends no emotion; back to Piper hides it all.
   await page.selectOption("#emo-mode", "none");
   const alphaShownForNone = await visible("emo_alpha-box");
+  // A stored speaker instead of a clip, where the voice lists some.
+  let storedRequest = null, storedResult = null;
+  if ((index.capabilities.speakers || []).length && index.capabilities.fields.includes("speaker")) {
+    await page.selectOption("#ref-mode", "stored");
+    n = await results();
+    await page.click("#go");
+    storedResult = await generated(n);
+    storedRequest = summary(ttsBodies[ttsBodies.length - 1]);
+  }
   await page.selectOption("#voice", piper.name);
   const piperBlocksAgain = await blocks();
 
@@ -208,7 +218,7 @@ try {
     mock, piperVoice: piper.name, indexVoice: index.name,
     piperBlocks, piperResult, piperRequest, indexBlocks, noClipError, shortClipError,
     referencePreview, referenceInfo, alphaShownForVector, samplingFields, uploadResult, uploadRequest,
-    recordingShown, recordedPreview, recordResult, recordRequest, alphaShownForNone, piperBlocksAgain,
+    recordingShown, recordedPreview, recordResult, recordRequest, alphaShownForNone, storedResult, storedRequest, piperBlocksAgain,
   }));
 } finally {
   await browser.close();
