@@ -128,6 +128,7 @@ pub struct GelfLayerBuilder {
     max_message_bytes: usize,
     short_message_max_chars: usize,
     secret_names: Vec<String>,
+    not_secret: Vec<String>,
     value_patterns: Vec<String>,
     backoff: (Duration, Duration),
     connect_timeout: Duration,
@@ -179,6 +180,7 @@ impl Default for GelfLayerBuilder {
             max_message_bytes: 1024 * 1024,
             short_message_max_chars: 250,
             secret_names: DEFAULT_SECRET_NAMES.iter().map(|s| s.to_string()).collect(),
+            not_secret: Vec::new(),
             value_patterns: Vec::new(),
             backoff: (Duration::from_millis(100), Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(5),
@@ -375,6 +377,20 @@ impl GelfLayerBuilder {
     /// Also redact fields whose name contains `fragment` (case-insensitive).
     pub fn redact_field(mut self, fragment: impl Into<String>) -> Self {
         self.secret_names.push(fragment.into());
+        self
+    }
+
+    /// Never redact the field called `name` (exactly, case-insensitive) for
+    /// its name: for counts and metrics whose names contain a secret word,
+    /// such as `mel_tokens` or `prompt_tokens` next to the default `token`.
+    /// Value patterns ([`redact_value`](Self::redact_value)) still apply.
+    ///
+    /// ```
+    /// let builder = gelf_tracing::GelfLayer::builder().not_secret("mel_tokens");
+    /// # drop(builder);
+    /// ```
+    pub fn not_secret(mut self, name: impl Into<String>) -> Self {
+        self.not_secret.push(name.into());
         self
     }
 
@@ -606,7 +622,8 @@ impl GelfLayerBuilder {
                 ))
             }
         };
-        let redactor = Redactor::new(&self.secret_names, &self.value_patterns)?;
+        let redactor =
+            Redactor::with_allowed(&self.secret_names, &self.not_secret, &self.value_patterns)?;
         let statics = self
             .statics
             .into_iter()

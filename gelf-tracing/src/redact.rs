@@ -5,7 +5,8 @@
 //!
 //! * **field names**: a field whose name contains one of the configured words
 //!   (case-insensitive) has its value replaced by `[REDACTED]`. On by default
-//!   with [`DEFAULT_SECRET_NAMES`];
+//!   with [`DEFAULT_SECRET_NAMES`]; names declared not secret (exact,
+//!   case-insensitive: a count such as `mel_tokens`) are exempt;
 //! * **value patterns**: regular expressions whose matches are replaced by
 //!   `[REDACTED]` in string values, `Debug` values, messages and error chains.
 //!   None by default.
@@ -39,12 +40,25 @@ pub const DEFAULT_SECRET_NAMES: [&str; 10] = [
 #[derive(Debug, Clone)]
 pub(crate) struct Redactor {
     names: Option<AhoCorasick>,
+    /// Exempt names, lower case.
+    allowed: Vec<String>,
     values: Vec<Regex>,
 }
 
 impl Redactor {
     /// Compiles the rules. `names` are name fragments, `values` regular expressions.
+    #[cfg(test)]
     pub(crate) fn new(names: &[String], values: &[String]) -> Result<Self, BuildError> {
+        Self::with_allowed(names, &[], values)
+    }
+
+    /// [`Self::new`] with names exempt from the name rules (`allowed`,
+    /// exact and case-insensitive).
+    pub(crate) fn with_allowed(
+        names: &[String],
+        allowed: &[String],
+        values: &[String],
+    ) -> Result<Self, BuildError> {
         let names = if names.is_empty() {
             None
         } else {
@@ -62,12 +76,17 @@ impl Redactor {
                     .map_err(|e| BuildError::Redaction(format!("value pattern {v:?}: {e}")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { names, values })
+        Ok(Self {
+            names,
+            allowed: allowed.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            values,
+        })
     }
 
     /// True when values of a field with this name must be redacted.
     pub(crate) fn is_secret_name(&self, name: &str) -> bool {
         self.names.as_ref().is_some_and(|ac| ac.is_match(name))
+            && !self.allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
     /// True when value patterns are configured.
@@ -111,6 +130,15 @@ mod tests {
         for n in ["request_id", "node_id", "duration_ms", "char_count"] {
             assert!(!r.is_secret_name(n), "{n}");
         }
+    }
+
+    #[test]
+    fn names_declared_not_secret_are_exempt_exactly() {
+        let r = Redactor::with_allowed(&defaults(), &["mel_tokens".into()], &[]).unwrap();
+        assert!(!r.is_secret_name("mel_tokens"));
+        assert!(!r.is_secret_name("MEL_TOKENS"));
+        assert!(r.is_secret_name("mel_tokens_secret"));
+        assert!(r.is_secret_name("auth_token"));
     }
 
     #[test]

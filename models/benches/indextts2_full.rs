@@ -14,6 +14,7 @@
 //! stop code on purpose, so decoding runs to `--tokens`. Not run in CI (6.5 GB
 //! of files and about 8 GB of memory).
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -106,7 +107,9 @@ fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let t = Instant::now();
-    let out = tts.synthesize(&speaker, std::slice::from_ref(&text), &greedy, &mut |_| {})?;
+    let out = tts.synthesize(&speaker, std::slice::from_ref(&text), &greedy, &mut |_| {
+        ControlFlow::Continue(())
+    })?;
     let total = t.elapsed().as_secs_f64();
     let audio = out.samples.len() as f64 / f64::from(SAMPLE_RATE);
     let tm = out.timings;
@@ -142,7 +145,12 @@ fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let t = Instant::now();
-    let out = tts.synthesize(&speaker, &[text], &beams, &mut |_| {})?;
+    let out = tts.synthesize(
+        &speaker,
+        &[text],
+        &beams,
+        &mut |_| ControlFlow::Continue(()),
+    )?;
     println!(
         "3 sampled beams (the reference's default), {} codes: gpt {:.1} ms per code; whole {:.2} s",
         out.mel_tokens,

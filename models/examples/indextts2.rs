@@ -22,6 +22,7 @@
 //!
 //! Last line: `samples=N sample_rate=22050 mel_tokens=M synth_ms=T rtf=X`.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -163,7 +164,9 @@ fn main() -> anyhow::Result<()> {
         noise,
         ..Options::default()
     };
-    let result = tts.synthesize(&speaker, &segments, &opts, &mut |_| {})?;
+    let result = tts.synthesize(&speaker, &segments, &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     std::fs::write(
         &out,

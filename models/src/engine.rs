@@ -456,8 +456,40 @@ impl Audio {
     }
 }
 
+/// What an IndexTTS2 synthesis adds to its report.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IndexTts2Stats {
+    /// Seconds of the reference clip used (after the 15 s cut).
+    pub reference_seconds: f64,
+    /// Mel codes the GPT produced over all segments.
+    pub mel_tokens: usize,
+    /// Text segments (of at most 120 tokens).
+    pub segments: usize,
+    /// Reference and emotion clips' conditioning (0 when cached).
+    pub reference_ms: f64,
+    /// GPT decoding and the latent pass.
+    pub gpt_ms: f64,
+    /// Length regulator and flow matching.
+    pub s2mel_ms: f64,
+    /// BigVGAN.
+    pub vocoder_ms: f64,
+}
+
+impl IndexTts2Stats {
+    /// Adds another synthesis' figures (the reference's length is kept).
+    pub fn add(&mut self, other: &IndexTts2Stats) {
+        self.reference_seconds = self.reference_seconds.max(other.reference_seconds);
+        self.mel_tokens += other.mel_tokens;
+        self.segments += other.segments;
+        self.reference_ms += other.reference_ms;
+        self.gpt_ms += other.gpt_ms;
+        self.s2mel_ms += other.s2mel_ms;
+        self.vocoder_ms += other.vocoder_ms;
+    }
+}
+
 /// What a streamed synthesis ([`Engine::synthesize_stream`]) did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Streamed {
     /// Sentences synthesised (all of them unless stopped).
     pub sentences: usize,
@@ -469,6 +501,8 @@ pub struct Streamed {
     pub unknown_phonemes: usize,
     /// The sink asked to stop before the end.
     pub stopped: bool,
+    /// IndexTTS2's figures (`None` for other engines).
+    pub indextts2: Option<IndexTts2Stats>,
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub mod piper;
 pub mod wav;
 
 pub use engine::{
-    Audio, Capabilities, Clip, Control, Controls, Engine, EngineKind, Request, Streamed, Streaming,
-    Timings, Unsupported,
+    Audio, Capabilities, Clip, Control, Controls, EmotionSupport, Engine, EngineKind,
+    IndexTts2Stats, Request, Streamed, Streaming, Timings, Unsupported,
 };
 pub use piper::{Phonemizer, SentenceIds};
 pub use piper::{
@@ -35,6 +35,9 @@ pub enum Error {
     /// Writing a WAV file failed (more samples than a WAV file holds).
     #[error("cannot write WAV: {0}")]
     Wav(#[from] hound::Error),
+    /// The IndexTTS2 engine failed (loading its files, or a synthesis).
+    #[error("IndexTTS2: {0}")]
+    IndexTts2(#[from] crate::indextts2::Error),
     /// Audio input could not be read (not a WAV file, too long, empty).
     #[error("audio: {0}")]
     Audio(String),

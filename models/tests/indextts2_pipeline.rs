@@ -15,6 +15,7 @@ use models::indextts2::gpt::Sampling;
 use models::indextts2::pipeline::{AuxConfigs, Emotion, IndexTts2, Options, Weights};
 use models::indextts2::rng::generate;
 use models::indextts2::w2v_bert::W2vBertConfig;
+use std::ops::ControlFlow;
 
 fn config() -> IndexTts2Config {
     IndexTts2Config::from_value(&fx::checkpoint()["config_yaml"], "checkpoint.json").unwrap()
@@ -172,7 +173,8 @@ fn end_to_end_equals_the_reference() {
     let mut streamed = Vec::new();
     let out = tts
         .synthesize(&speaker, &[text], &opts, &mut |s| {
-            streamed.extend_from_slice(s)
+            streamed.extend_from_slice(s);
+            ControlFlow::Continue(())
         })
         .unwrap();
     let raw = ids(&fx::get(&g, "gpt.codes_raw"));
@@ -228,11 +230,14 @@ fn segments_are_joined_by_silence_and_seeds_reproduce() {
     let mut pieces = Vec::new();
     let a = tts
         .synthesize(&speaker, &[text.clone(), text.clone()], &opts, &mut |s| {
-            pieces.push(s.len())
+            pieces.push(s.len());
+            ControlFlow::Continue(())
         })
         .unwrap();
     let b = tts
-        .synthesize(&speaker, &[text.clone(), text.clone()], &opts, &mut |_| {})
+        .synthesize(&speaker, &[text.clone(), text.clone()], &opts, &mut |_| {
+            ControlFlow::Continue(())
+        })
         .unwrap();
     assert_eq!(a.samples, b.samples, "one seed, one result");
     // segment, 200 ms of silence, segment
@@ -242,6 +247,16 @@ fn segments_are_joined_by_silence_and_seeds_reproduce() {
     assert!(a.samples[first..first + 4410].iter().all(|&x| x == 0.0));
     assert_eq!(a.samples.len(), first + 4410 + a.segments[1].samples);
     assert!(a.segments.iter().all(|s| s.codes.len() <= 12));
+    // A sink that stops after the first piece: no second segment is made.
+    let mut calls = 0;
+    let cut = tts
+        .synthesize(&speaker, &[text.clone(), text.clone()], &opts, &mut |_| {
+            calls += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert!(cut.stopped);
+    assert_eq!((calls, cut.segments.len()), (1, 1));
     let c = tts
         .synthesize(
             &speaker,
@@ -250,7 +265,7 @@ fn segments_are_joined_by_silence_and_seeds_reproduce() {
                 seed: 6,
                 ..opts.clone()
             },
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
         )
         .unwrap();
     assert_ne!(
@@ -295,9 +310,13 @@ fn emotion_vector_and_bad_inputs() {
         ..Options::default()
     };
     assert!(tts.emotion_vector(&speaker, &bad).is_err());
-    let err = tts.synthesize(&speaker, &[], &Options::default(), &mut |_| {});
+    let err = tts.synthesize(&speaker, &[], &Options::default(), &mut |_| {
+        ControlFlow::Continue(())
+    });
     assert!(err.unwrap_err().to_string().contains("no text"));
-    let err = tts.synthesize(&speaker, &[vec![12_000]], &Options::default(), &mut |_| {});
+    let err = tts.synthesize(&speaker, &[vec![12_000]], &Options::default(), &mut |_| {
+        ControlFlow::Continue(())
+    });
     assert!(err.unwrap_err().to_string().contains("12000"));
     let err = tts.speaker(&[0.0; 100], 22_050).unwrap_err().to_string();
     assert!(err.contains("shorter than 0.1 s"), "{err}");
@@ -371,7 +390,7 @@ fn the_random_checkpoint_in_the_official_layout_speaks_like_the_reference() {
     };
     let text = ids(&fx::get(&g, "gpt.text_tokens"));
     let out = tts
-        .synthesize(&speaker, &[text], &opts, &mut |_| {})
+        .synthesize(&speaker, &[text], &opts, &mut |_| ControlFlow::Continue(()))
         .unwrap();
     let raw = ids(&fx::get(&g, "gpt.codes_raw"));
     assert_eq!(out.segments[0].codes, raw[..raw.len() - 1], "mel codes");

@@ -150,6 +150,80 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A node cache directory with the default Piper voice (linked from
+/// `cache_hub/piper`) and an IndexTTS2 voice named `IndexTTS2-random`: the
+/// models tests' random checkpoint (the fixtures' seed and configuration,
+/// the official file layout, ~1 GB) written once,
+/// with its auxiliary models in a hub cache (`target/e2e-indextts2/`).
+/// Returns (cache dir, hub dir).
+/// Stored speakers: `voices/alice.wav`, a 1.5 s voiced-like clip.
+pub fn indextts2_cache() -> (PathBuf, PathBuf) {
+    let base = root().join("target/e2e-indextts2");
+    let ckpt = base.join("model/IndexTTS2-random");
+    let hub = base.join("hub");
+    let done = base.join("model/.complete");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(base.join("model"));
+        let _ = std::fs::remove_dir_all(&hub);
+        let fixtures = root().join("models/tests/fixtures/indextts2");
+        let json = |name: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(fixtures.join(name)).expect(name))
+                .expect(name)
+        };
+        let (ck, g) = (json("checkpoint.json"), json("generator.json"));
+        let patches = g["patches"]
+            .as_array()
+            .expect("patches")
+            .iter()
+            .map(|p| models::indextts2::rng::Patch {
+                name: p[0].as_str().expect("name").to_string(),
+                index: p[1].as_u64().expect("index") as usize,
+                value: p[2].as_f64().expect("value") as f32,
+            })
+            .collect();
+        let mut w2v = models::indextts2::random_checkpoint::official_w2v_bert_config();
+        w2v["intermediate_size"] = ck["w2v_bert"]["intermediate_size"].clone();
+        w2v["num_hidden_layers"] = ck["w2v_bert"]["num_hidden_layers"].clone();
+        let spec = models::indextts2::random_checkpoint::Spec {
+            seed: g["seed"].as_u64().expect("seed"),
+            patches,
+            config_yaml: serde_yaml::to_string(&ck["config_yaml"]).expect("yaml"),
+            w2v_bert: w2v,
+            bigvgan: ck["bigvgan"].clone(),
+            bpe_model: std::fs::read(fixtures.join("bpe.model")).expect("bpe.model"),
+        };
+        models::indextts2::random_checkpoint::write(&spec, &ckpt, &hub)
+            .expect("write the random IndexTTS2 checkpoint");
+        std::fs::write(&done, b"").expect("marker");
+    }
+    let cache = base.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(cache.join("indextts2")).expect("cache dir");
+    std::fs::create_dir_all(cache.join("voices")).expect("voices dir");
+    std::os::unix::fs::symlink(root().join("cache_hub/piper"), cache.join("piper"))
+        .expect("link the Piper voices");
+    std::os::unix::fs::symlink(&ckpt, cache.join("indextts2/IndexTTS2-random"))
+        .expect("link the IndexTTS2 voice");
+    std::fs::write(cache.join("voices/alice.wav"), voiced_wav(1.5, 22_050)).expect("alice.wav");
+    (cache, hub)
+}
+
+/// A 16-bit mono WAV of a voiced-like sound (a few harmonics of a slowly
+/// moving pitch), `seconds` long.
+pub fn voiced_wav(seconds: f64, rate: u32) -> Vec<u8> {
+    let n = (seconds * f64::from(rate)) as usize;
+    let samples: Vec<f32> = (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let f0 = 130.0 + 15.0 * (2.0 * std::f64::consts::PI * 2.0 * t).sin();
+            (1..=6)
+                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() * 0.25 / h as f64)
+                .sum::<f64>() as f32
+        })
+        .collect();
+    models::wav::wav_i16_gain(&samples, rate, 1.0).expect("wav")
+}
+
 /// A run directory (PID and log files) private to one test.
 pub fn run_dir(name: &str) -> PathBuf {
     let d = root().join("target/e2e-run").join(name);

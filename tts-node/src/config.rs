@@ -45,6 +45,12 @@ pub struct Config {
     /// for IndexTTS2), its engine chosen from the files it holds.
     #[arg(long, env = "TTS_CACHE_DIR", default_value = "cache_hub")]
     pub cache_dir: PathBuf,
+    /// Hugging Face hub cache holding IndexTTS2's auxiliary models
+    /// (facebook/w2v-bert-2.0, amphion/MaskGCT, funasr/campplus, the BigVGAN
+    /// its config.yaml names); default: $HF_HUB_CACHE, $HF_HOME/hub or
+    /// ~/.cache/huggingface/hub.
+    #[arg(long, env = "TTS_HF_HUB")]
+    pub hf_hub: Option<PathBuf>,
     /// Default voice; every voice found in the cache is served.
     #[arg(long, env = "TTS_VOICE", default_value = "en_US-joe-medium")]
     pub voice: String,
@@ -64,7 +70,8 @@ pub struct Config {
     #[arg(long, env = "TTS_MAX_TEXT_CHARS", default_value_t = 5000)]
     pub max_text_chars: usize,
     /// Largest request body in bytes (more: 413 BODY_TOO_LARGE).
-    #[arg(long, env = "TTS_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    /// (Default 4 MiB: a 30 s reference clip, base64, fits.)
+    #[arg(long, env = "TTS_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Longest segment long text is cut into, in characters.
     #[arg(long, env = "TTS_MAX_SEGMENT_CHARS", default_value_t = 300)]

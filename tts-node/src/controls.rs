@@ -184,6 +184,15 @@ pub fn controls_for(voice: &LoadedVoice, asked: Asked) -> Result<Controls, NodeE
             ));
         }
     }
+    if caps.reference_audio && caps.num_speakers == 0 && asked.reference_audio.is_none() {
+        return Err(NodeError::new(
+            Code::BadAudio,
+            format!(
+                "reference_audio is required: voice {} clones the voice of a clip and has no stored speaker",
+                voice.name
+            ),
+        ));
+    }
     let clip = |name: &str, b64: Option<String>| -> Result<Option<Arc<Clip>>, NodeError> {
         b64.map(|s| decode_clip(name, &s).map(Arc::new)).transpose()
     };
@@ -212,38 +221,21 @@ pub fn decode_clip(name: &str, b64: &str) -> Result<Clip, NodeError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| bad(format!("not base64 ({e})")))?;
-    let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a WAV file ({e})")))?;
-    let spec = reader.spec();
-    let channels = usize::from(spec.channels.max(1));
-    let frames = reader.duration() as f64;
-    let seconds = frames / f64::from(spec.sample_rate.max(1));
-    if !(CLIP_SECONDS.0..=CLIP_SECONDS.1).contains(&seconds) {
+    // Read by the models' WAV reader, which refuses a file longer than the
+    // bound before decoding its samples.
+    let d = models::wav::read_wav_mono(&bytes, CLIP_SECONDS.1).map_err(|e| match e {
+        models::Error::Audio(why) => bad(why),
+        other => bad(other.to_string()),
+    })?;
+    if d.seconds < CLIP_SECONDS.0 {
         return Err(bad(format!(
-            "{seconds:.2} s of audio; a clip is {} to {} s",
-            CLIP_SECONDS.0, CLIP_SECONDS.1
+            "{:.2} s of audio; a clip is {} to {} s",
+            d.seconds, CLIP_SECONDS.0, CLIP_SECONDS.1
         )));
     }
-    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Int, 16) => reader
-            .into_samples::<i16>()
-            .map(|s| s.map(|v| f32::from(v) / 32768.0))
-            .collect::<Result<_, _>>(),
-        (hound::SampleFormat::Float, 32) => reader.into_samples::<f32>().collect(),
-        (format, bits) => {
-            return Err(bad(format!(
-                "{bits}-bit {format:?} samples; send 16-bit integer or 32-bit float PCM"
-            )))
-        }
-    }
-    .map_err(|e| bad(format!("unreadable samples ({e})")))?;
-    let samples = interleaved
-        .chunks(channels)
-        .map(|f| f.iter().sum::<f32>() / f.len() as f32)
-        .collect();
     Ok(Clip {
-        samples,
-        sample_rate: spec.sample_rate,
+        samples: d.samples,
+        sample_rate: d.sample_rate,
     })
 }
 
@@ -319,10 +311,10 @@ mod tests {
             ("!!not base64!!".to_owned(), "not base64"),
             (
                 base64::engine::general_purpose::STANDARD.encode(b"RIFF but no wave"),
-                "not a WAV file",
+                "not a readable WAV file",
             ),
             (wav(0.1, 16000, 1), "0.10 s of audio"),
-            (wav(31.0, 8000, 1), "31.00 s of audio"),
+            (wav(31.0, 8000, 1), "31.0 s of audio; at most 30 s"),
         ] {
             let e = decode_clip("emotion_audio", &b64).expect_err(want);
             assert_eq!(e.code, Code::BadAudio);

@@ -37,11 +37,15 @@ pub enum Event {
 /// A finished synthesis.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
+    /// The voice's engine (`piper`, `indextts2`).
+    pub engine: &'static str,
     pub sample_rate: u32,
     pub segments: usize,
     pub samples: usize,
     pub queue_wait: Duration,
     pub compute: Duration,
+    /// IndexTTS2's figures (reference length, mel codes, stage timings).
+    pub indextts2: Option<models::IndexTts2Stats>,
 }
 
 impl Summary {
@@ -232,7 +236,15 @@ fn worker(rx: Receiver<Queued>, shared: Arc<Shared>, seg: Segmenting) {
 fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary>, NodeError> {
     let started = Instant::now();
     let job = &q.job;
-    let segments = split_segments(&job.text, seg.max_chars);
+    let caps = job.voice.capabilities();
+    // An engine that cuts its own segments (IndexTTS2: by text tokens, with
+    // its own silence) gets the text whole.
+    let segments = if caps.streaming == models::Streaming::PerSegment {
+        vec![job.text.clone()]
+    } else {
+        split_segments(&job.text, seg.max_chars)
+    };
+    let mut stats: Option<models::IndexTts2Stats> = None;
     let sample_rate = job.voice.info().sample_rate;
     let gain = job.voice.gain();
     let gap = (u64::from(sample_rate) * u64::from(seg.silence_ms) / 1000) as usize;
@@ -260,12 +272,15 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
             ControlFlow::Continue(())
         };
         // A panic inside the model must fail this request, not the worker.
-        catch_unwind(AssertUnwindSafe(|| {
+        let done = catch_unwind(AssertUnwindSafe(|| {
             job.voice
                 .synthesize_stream(text, &job.controls, i == 0, &mut sink)
         }))
         .map_err(|p| NodeError::new(Code::ModelInferFail, panic_message(&p)))?
         .map_err(classify)?;
+        if let Some(x) = done.indextts2 {
+            stats.get_or_insert_with(Default::default).add(&x);
+        }
         if gone {
             return Ok(None);
         }
@@ -285,11 +300,13 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
     }
     let now = Instant::now();
     Ok(Some(Summary {
+        engine: caps.engine.as_str(),
         sample_rate,
         segments: segments.len(),
         samples,
         queue_wait: started - q.enqueued,
         compute: now - started,
+        indextts2: stats,
     }))
 }
 

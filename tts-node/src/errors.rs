@@ -183,9 +183,9 @@ error_codes! {
         component: "api",
         category: "client_input",
         severity: Minor,
-        summary: "`reference_audio`/`emotion_audio` is not a base64 WAV clip of 0.5 to 30 s",
-        root_cause: "A reference clip in the request is not base64, not a readable WAV file (16-bit or float PCM), or shorter than 0.5 s or longer than 30 s.",
-        solution: "Fix the client: send a WAV file of 0.5 to 30 s, base64-encoded, in reference_audio / emotion_audio.",
+        summary: "`reference_audio`/`emotion_audio` is not a base64 WAV clip of 0.5 to 30 s, or a cloning voice without stored speakers got none",
+        root_cause: "A reference clip in the request is not base64, not a readable WAV file (8/16/24/32-bit integer or float PCM), shorter than 0.5 s or longer than 30 s; or an IndexTTS2 voice with no stored speaker (cache_hub/voices/) got no reference_audio.",
+        solution: "Fix the client: send a WAV file of 0.5 to 30 s, base64-encoded, in reference_audio / emotion_audio (or store speakers as cache_hub/voices/<name>.wav).",
     },
     VoiceNotFound {
         code: "VOICE_NOT_FOUND",

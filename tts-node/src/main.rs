@@ -205,7 +205,11 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         "device selected"
     );
     let started = Instant::now();
-    let voices = Voices::load(&cfg.cache_dir, &cfg.voice, &device)?;
+    let hf_hub = cfg
+        .hf_hub
+        .clone()
+        .unwrap_or_else(models::indextts2::checkpoint::AuxModels::default_hub_dir);
+    let voices = Voices::load(&cfg.cache_dir, &cfg.voice, &hf_hub, &device)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "voices loaded"

@@ -249,7 +249,15 @@ fn completed(
     let audio_seconds = out.audio_seconds();
     let rtf = out.compute.as_secs_f64() / audio_seconds.max(1e-9);
     let gpu = ready.gpu.as_ref().and_then(GpuMonitor::memory);
+    let ix = out.indextts2;
     tracing::info!(
+        engine = out.engine,
+        reference_seconds = ix.map(|x| x.reference_seconds),
+        mel_tokens = ix.map(|x| x.mel_tokens as u64),
+        reference_ms = ix.map(|x| x.reference_ms),
+        gpt_ms = ix.map(|x| x.gpt_ms),
+        s2mel_ms = ix.map(|x| x.s2mel_ms),
+        vocoder_ms = ix.map(|x| x.vocoder_ms),
         duration_ms = elapsed.as_millis() as u64,
         queue_wait_ms = out.queue_wait.as_millis() as u64,
         first_audio_ms = first_audio.as_millis() as u64,

@@ -28,6 +28,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<Telemetry> {
                 .context("--gelf / GELF_ENDPOINT")?
                 .static_field("node_id", cfg.node_id.as_str())
                 .static_field("service", "tts-node")
+                // A count of IndexTTS2's mel codes, not a secret "token".
+                .not_secret("mel_tokens")
                 .attribution(cfg.attribution()?);
             if let Some(dir) = &cfg.gelf_spool_dir {
                 builder = builder.spool_dir(dir);

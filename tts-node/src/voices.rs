@@ -5,8 +5,9 @@
 //! map and never used to build a path.
 //!
 //! - Piper: a `*.onnx` and its `*.onnx.json`;
-//! - IndexTTS2: `config.yaml` and `gpt.pth` (detected and reported; not
-//!   loadable until the IndexTTS2 pipeline is assembled).
+//! - IndexTTS2: `config.yaml` and `gpt.pth` (the official checkpoint
+//!   layout), with its auxiliary models in a Hugging Face hub cache
+//!   (`--hf-hub`) and the speakers stored as `<cache-dir>/voices/<name>.wav`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -152,30 +153,44 @@ fn dir_name(dir: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Why an IndexTTS2 voice is not served yet.
-const INDEXTTS2_NOT_LOADABLE: &str =
-    "the IndexTTS2 engine is not loadable yet: its pipeline is not assembled";
+/// The stored speakers: `<cache-dir>/voices/<name>.wav`, by name (sorted;
+/// names that are not voice names are skipped).
+pub fn stored_speakers(cache_dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(cache_dir.join("voices"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "wav"))
+                .filter_map(|p| {
+                    let name = p.file_stem()?.to_string_lossy().into_owned();
+                    valid_voice_name(&name).then_some((name, p))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
 
 impl Voices {
     /// Loads the default voice (required) and every other voice in the cache.
     pub fn load(
         cache_dir: &Path,
         default: &str,
+        hf_hub: &Path,
         device: &candle_core::Device,
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let found = discover(cache_dir);
-        let Some((_, default_kind)) = found.get(default) else {
+        if !found.contains_key(default) {
             bail!(
                 "voice {default:?} is not in {} (--voice / TTS_VOICE; voices are directories \
                  like {}/piper/<voice>/): run scripts/fetch-models.sh",
                 cache_dir.display(),
                 cache_dir.display()
             );
-        };
-        if *default_kind == EngineKind::IndexTts2 {
-            bail!("voice {default:?} is an IndexTTS2 voice: {INDEXTTS2_NOT_LOADABLE}; choose a Piper voice with --voice / TTS_VOICE");
         }
+        let speakers = stored_speakers(cache_dir);
         let mut map = BTreeMap::new();
         let mut unavailable = BTreeMap::new();
         for (name, (dir, kind)) in found {
@@ -203,19 +218,41 @@ impl Voices {
                     }
                 },
                 EngineKind::IndexTts2 => {
-                    tracing::warn!(
-                        voice = %name,
-                        engine = "indextts2",
-                        dir = %dir.display(),
-                        "found an IndexTTS2 voice; not serving it: {INDEXTTS2_NOT_LOADABLE}"
+                    let loaded = models::indextts2::voice::IndexTts2Voice::load(
+                        &dir, hf_hub, &speakers, device,
                     );
-                    unavailable.insert(
-                        name,
-                        Unavailable {
-                            engine: kind,
-                            reason: INDEXTTS2_NOT_LOADABLE.to_owned(),
-                        },
-                    );
+                    match loaded {
+                        Ok(voice) => {
+                            tracing::info!(
+                                voice = %name,
+                                engine = "indextts2",
+                                speakers = speakers.len() as u64,
+                                "voice loaded"
+                            );
+                            // The reference writes `x · 32767`: no gain.
+                            let v = LoadedVoice::new(name.clone(), Box::new(voice), 1.0);
+                            map.insert(name, Arc::new(v));
+                        }
+                        Err(e) if name == default => {
+                            return Err(e).with_context(|| {
+                                format!(
+                                    "loading the default voice (IndexTTS2) from {} with the hub cache {} (--hf-hub / TTS_HF_HUB)",
+                                    dir.display(),
+                                    hf_hub.display()
+                                )
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(voice = %name, engine = "indextts2", error = %e, "skipping a voice that does not load");
+                            unavailable.insert(
+                                name,
+                                Unavailable {
+                                    engine: kind,
+                                    reason: e.to_string(),
+                                },
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -293,19 +330,24 @@ mod tests {
     }
 
     #[test]
-    fn an_indextts2_default_voice_or_a_missing_one_stops_the_start_with_the_reason() {
+    fn a_default_voice_that_does_not_load_or_is_missing_stops_the_start_with_the_reason() {
         let root = std::env::temp_dir().join(format!("voices-default-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         touch(&root.join("indextts2/IndexTTS-2/config.yaml"));
         touch(&root.join("indextts2/IndexTTS-2/gpt.pth"));
         let dev = candle_core::Device::Cpu;
-        let err = Voices::load(&root, "IndexTTS-2", &dev)
+        let hub = root.join("hub");
+        let err = Voices::load(&root, "IndexTTS-2", &hub, &dev)
             .err()
-            .map(|e| e.to_string())
+            .map(|e| format!("{e:#}"))
             .unwrap_or_default();
-        assert!(err.contains("is an IndexTTS2 voice"), "{err}");
-        assert!(err.contains("not loadable yet"), "{err}");
-        let err = Voices::load(&root, "en_US-joe-medium", &dev)
+        // Empty files: config.yaml is read first and named.
+        assert!(
+            err.contains("loading the default voice (IndexTTS2)"),
+            "{err}"
+        );
+        assert!(err.contains("config.yaml"), "{err}");
+        let err = Voices::load(&root, "en_US-joe-medium", &hub, &dev)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

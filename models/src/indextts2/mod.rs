@@ -62,6 +62,7 @@ pub mod random_checkpoint;
 pub mod rng;
 pub mod semantic_codec;
 pub mod text;
+pub mod voice;
 pub mod w2v_bert;
 pub mod weights;
 

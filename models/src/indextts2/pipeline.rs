@@ -24,11 +24,14 @@
 //! let tts = IndexTts2::load(&ckpt, &aux, &Device::Cpu)?;
 //! let clip: Vec<f32> = vec![0.0; 22_050]; // the reference voice, mono
 //! let speaker = tts.speaker(&clip, 22_050)?;
-//! let out = tts.synthesize(&speaker, &[vec![11, 12, 13]], &Options::default(), &mut |_| {})?;
+//! let out = tts.synthesize(&speaker, &[vec![11, 12, 13]], &Options::default(), &mut |_| {
+//!     std::ops::ControlFlow::Continue(())
+//! })?;
 //! println!("{} samples, {} mel codes", out.samples.len(), out.mel_tokens);
 //! # Ok::<(), models::indextts2::Error>(())
 //! ```
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -203,6 +206,8 @@ pub struct Synthesis {
     pub segments: Vec<SegmentReport>,
     /// Timings.
     pub timings: Timings,
+    /// `on_audio` asked to stop before the end.
+    pub stopped: bool,
 }
 
 /// The loaded IndexTTS2 pipeline.
@@ -470,13 +475,14 @@ impl IndexTts2 {
     /// Synthesises token segments (each at most `gpt.max_text_tokens`)
     /// with `speaker`'s voice. `on_audio` receives the samples as they are
     /// made: each segment, then the silence after it (the reference's
-    /// streaming order).
+    /// streaming order); when it answers `Break`, synthesis stops there
+    /// ([`Synthesis::stopped`]).
     pub fn synthesize(
         &self,
         speaker: &Speaker,
         segments: &[Vec<u32>],
         opts: &Options,
-        on_audio: &mut dyn FnMut(&[f32]),
+        on_audio: &mut dyn FnMut(&[f32]) -> ControlFlow<()>,
     ) -> Result<Synthesis> {
         let c = &self.cfg.gpt;
         if segments.is_empty() {
@@ -522,6 +528,7 @@ impl IndexTts2 {
             mel_tokens: 0,
             segments: Vec::new(),
             timings,
+            stopped: false,
         };
         let p = speaker.ref_mel.dim(2)?;
         let mels = speaker.ref_mel.dim(1)?;
@@ -573,7 +580,7 @@ impl IndexTts2 {
                 out.timings.vocoder_ms += ms(t);
                 wav
             };
-            on_audio(&wav);
+            let go = on_audio(&wav);
             out.samples.extend_from_slice(&wav);
             out.mel_tokens += codes.len();
             out.segments.push(SegmentReport {
@@ -581,9 +588,16 @@ impl IndexTts2 {
                 codes,
                 stopped: decoded.stopped,
             });
+            if go.is_break() {
+                out.stopped = true;
+                break;
+            }
             if i + 1 < segments.len() {
-                on_audio(&silence);
                 out.samples.extend_from_slice(&silence);
+                if on_audio(&silence).is_break() {
+                    out.stopped = true;
+                    break;
+                }
             }
         }
         Ok(out)
