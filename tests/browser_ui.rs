@@ -283,3 +283,28 @@ fn the_page_drives_indextts2_controls_against_a_mocked_voice() {
     }
     assert!(seen["storedResult"]["error"].is_null(), "{seen}");
 }
+
+/// The page's IndexTTS2 controls against a real node serving the models
+/// tests' random IndexTTS2 checkpoint next to the Piper voice (noise for
+/// audio: the test checks that audio arrives, not what it sounds like).
+#[test]
+fn the_page_drives_a_random_weights_indextts2_voice() {
+    let _serial = node::serial();
+    let artifacts = browser_prerequisites();
+    let (cache, hub) = node::indextts2_cache();
+    let n = Node::start(
+        "browser-indextts2",
+        &[
+            ("TTS_CACHE_DIR", cache.display().to_string()),
+            ("TTS_HF_HUB", hub.display().to_string()),
+        ],
+    );
+    let seen = drive("indextts2.mjs", &n, &artifacts, &[]);
+    assert_eq!(seen["mock"], false);
+    assert_eq!(seen["indexVoice"], "IndexTTS2-random");
+    check_indextts2_page(&seen);
+    // The stored speaker (alice) by index.
+    assert_eq!(seen["storedRequest"]["speaker"], 0, "{seen}");
+    assert!(seen["storedResult"]["error"].is_null(), "{seen}");
+    assert!(seen["storedResult"]["duration"].as_f64().unwrap_or(0.0) > 0.0);
+}
