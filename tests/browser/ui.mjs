@@ -26,6 +26,11 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  // The fields of each synthesis request the page sends.
+  const sent = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && new URL(r.url()).pathname === "/api/tts") sent.push(Object.keys(JSON.parse(r.postData() || "{}")).sort());
+  });
   await page.goto(url);
   await page.waitForSelector("#voice option", { state: "attached", timeout: 30000 });
 
@@ -65,6 +70,9 @@ try {
       download: dl ? dl.getAttribute("download") : null,
       errorVisible: getComputedStyle(document.getElementById("error")).display !== "none",
       speakerVisible: getComputedStyle(document.getElementById("speaker-box")).display !== "none",
+      // IndexTTS2's blocks, hidden for a Piper voice.
+      indexBlocksVisible: ["ref-box", "emo-box", "sampling-box"]
+        .filter((id) => getComputedStyle(document.getElementById(id)).display !== "none"),
     };
   });
   // A streamed WAV (header sizes "unknown") played by an <audio> element.
@@ -82,7 +90,7 @@ try {
     return { duration: a.duration, error: a.error ? a.error.code : null, bytes: blob.size, streamed: r.headers.get("x-streamed") };
   });
   await page.screenshot({ path: `${outDir}/ui.png`, fullPage: true });
-  console.log(JSON.stringify({ clientError, streamedWav, ...seen }));
+  console.log(JSON.stringify({ clientError, streamedWav, requestFields: sent, ...seen }));
 } finally {
   await browser.close();
 }
