@@ -1,10 +1,16 @@
-//! IndexTTS2 (v2) in candle: the blocks of the reference pipeline
-//! (`indextts2-inference` 2.1.1, `indextts/infer_v2.py`) ported one at a time
-//! and proven equal to it on golden fixtures recorded from the reference on
-//! deterministic random weights (`scripts/make-indextts2-fixtures.py`,
+//! IndexTTS2 (v2) in candle: the reference pipeline (`indextts2-inference`
+//! 2.1.1, `indextts/infer_v2.py`) ported block by block and proven equal to
+//! it on golden fixtures recorded from the reference on deterministic random
+//! weights (`scripts/make-indextts2-fixtures.py`,
 //! `models/tests/indextts2_*.rs`).
 //!
-//! Ported so far (stage 1), in pipeline order:
+//! The whole: [`pipeline`] (`infer`: reference clip, emotion, text segments →
+//! 22,050 Hz samples), [`checkpoint`] (`config.yaml` and the official files,
+//! the auxiliary models in a Hugging Face cache), [`voice`] (the engine seam:
+//! an IndexTTS2 voice the node serves), [`random_checkpoint`] (random weights
+//! written in the official layout).
+//!
+//! The blocks, in pipeline order:
 //! - [`audio`]: the torchaudio sinc resampler (22,050 → 16,000 Hz), the s2mel
 //!   mel spectrogram (`center=False`, reflect padding) and Kaldi fbank;
 //! - [`w2v_bert`]: w2v-BERT 2.0's input features (SeamlessM4T feature
@@ -12,7 +18,8 @@
 //!   (the speaker and emotion conditioning `spk_cond_emb` / `emo_cond_emb`);
 //! - [`gpt`]: the UnifiedVoice GPT's transformer: prompt, decoding of the
 //!   mel codes with a KV cache and the reference's logits processing
-//!   (deterministic with `top_k = 1`), and the latent pass;
+//!   (deterministic with `top_k = 1`), beam search as transformers runs it,
+//!   and the latent pass;
 //! - [`gpt_conditioning`]: the UnifiedVoice GPT's speaker conditioning
 //!   (Conformer + Perceiver → 32 latents) and emotion vector (`get_emovec`,
 //!   `merge_emovec`);
@@ -41,8 +48,8 @@
 //!   in Chinese): see [`text::verbalizer`] for what NeMo does that it does
 //!   not.
 //!
-//! Not yet ported: beam search (the reference's default `num_beams = 3`)
-//! and the pipeline itself.
+//! Not ported: emotion from a text description (`use_emo_text`, a Qwen
+//! model), the reference's fp16 path.
 
 #![warn(missing_docs)]
 

@@ -235,7 +235,7 @@ impl Spec {
     }
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     /// The checkpoint directory.
