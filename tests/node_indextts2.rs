@@ -1,6 +1,6 @@
 //! An IndexTTS2 voice in a real node: the models tests' random checkpoint in
 //! the official layout (noise for audio, every real code path), served next
-//! to the Piper voice; a reference clip uploaded, a stored speaker, an
+//! to the Piper voice; a reference clip uploaded (JSON and multipart), a stored speaker, an
 //! emotion vector and an emotion clip, streaming, bad input, and the typed
 //! GELF fields of the completion event.
 
@@ -113,6 +113,44 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     assert_eq!(s.header("x-streamed"), Some("true"));
     assert!(s.body.len() > 2 * 2205, "{} bytes of PCM", s.body.len());
 
+    // The same controls as a multipart form (`curl -F reference_audio=@me.wav`).
+    let boundary = "e2eBoundary7MA4YWxk";
+    let mut form = Vec::new();
+    for (name, value) in [
+        ("voice", VOICE),
+        ("text", "Hi there."),
+        ("top_k", "1"),
+        ("num_beams", "1"),
+        ("max_mel_tokens", "20"),
+        ("emotion", "[0.5, 0, 0, 0, 0, 0, 0, 0.2]"),
+    ] {
+        form.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"reference_audio\"; filename=\"me.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    form.extend_from_slice(&reference);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ctype = format!("multipart/form-data; boundary={boundary}");
+    let m = http(
+        n.port,
+        "POST",
+        "/api/tts",
+        &[
+            ("Content-Type", ctype.as_str()),
+            ("X-Request-Id", "ix2-form"),
+        ],
+        &form,
+    );
+    assert_eq!(m.status, 200, "{}", String::from_utf8_lossy(&m.body));
+    assert!(Wav::parse(&m.body).unwrap().seconds() > 0.05);
+
     // Bad input: a Piper voice refuses IndexTTS2 controls, naming them; a
     // clip that is not audio; no reference for a voice that needs one is
     // covered by the node's router tests.
@@ -148,10 +186,10 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     assert_eq!(e.json()["error"]["code"], "INVALID_PARAMETER");
 
     // The completion events: the engine and its stages, typed.
-    let done = events_where(&rx, 3, |m| {
+    let done = events_where(&rx, 4, |m| {
         short_message(m) == "Audio generation completed" && field_str(m, "voice") == Some(VOICE)
     });
-    assert_eq!(done.len(), 3, "three IndexTTS2 completions");
+    assert_eq!(done.len(), 4, "four IndexTTS2 completions");
     let by_id = |id: &str| {
         done.iter()
             .find(|m| field_str(m, "request_id") == Some(id))

@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -139,6 +140,83 @@ where
             )),
             Err(rej) => Err(NodeError::new(Code::BadRequest, rej.body_text())),
         }
+    }
+}
+
+/// The body of `POST /api/tts`: JSON, or `multipart/form-data` (an HTML
+/// form or `curl -F`) whose parts are the JSON body's fields: `text`,
+/// `voice` and `format` as text; `reference_audio` and `emotion_audio` as
+/// WAV files (the raw file, not base64); the others as JSON values (`0.7`,
+/// `true`, `[0.6, 0, 0, 0, 0, 0, 0.2, 0]`). The same checks apply: unknown
+/// or mistyped fields are `BAD_REQUEST`, the body limit `BODY_TOO_LARGE`.
+pub struct TtsBody(pub TtsRequest);
+
+impl<S: Send + Sync> FromRequest<S> for TtsBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !multipart {
+            return ApiJson::<TtsRequest>::from_request(req, state)
+                .await
+                .map(|j| Self(j.0));
+        }
+        let bad = |m: String| NodeError::new(Code::BadRequest, m);
+        let too_large = || {
+            NodeError::new(
+                Code::BodyTooLarge,
+                "request body is over the size limit (--max-body-bytes)",
+            )
+        };
+        let mut form = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| bad(format!("multipart body: {}", e.body_text())))?;
+        let mut fields = serde_json::Map::new();
+        loop {
+            let part = match form.next_field().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+                Err(e) => return Err(bad(format!("multipart body: {}", e.body_text()))),
+            };
+            let name = part.name().unwrap_or_default().to_owned();
+            let bytes = match part.bytes().await {
+                Ok(b) => b,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+                Err(e) => return Err(bad(format!("multipart part {name:?}: {}", e.body_text()))),
+            };
+            let value = match name.as_str() {
+                "reference_audio" | "emotion_audio" => serde_json::Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(&bytes),
+                ),
+                _ => {
+                    let text = std::str::from_utf8(&bytes)
+                        .map_err(|_| bad(format!("multipart part {name:?} is not UTF-8 text")))?;
+                    match name.as_str() {
+                        "text" | "voice" | "format" => serde_json::Value::String(text.to_owned()),
+                        _ => serde_json::from_str(text.trim()).map_err(|_| {
+                            bad(format!(
+                                "multipart part {name:?}: {text:?} is not a JSON value"
+                            ))
+                        })?,
+                    }
+                }
+            };
+            if fields.insert(name.clone(), value).is_some() {
+                return Err(bad(format!("multipart part {name:?} given twice")));
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map(Self)
+            .map_err(|e| bad(format!("multipart body: {e}")))
     }
 }
 
@@ -284,10 +362,7 @@ fn format_of(name: Option<&str>, default: Format) -> Result<Format, ApiError> {
     }
 }
 
-async fn tts(
-    State(state): State<Arc<AppState>>,
-    body: ApiJson<TtsRequest>,
-) -> Result<Response, ApiError> {
+async fn tts(State(state): State<Arc<AppState>>, body: TtsBody) -> Result<Response, ApiError> {
     let req = body.0;
     let format = format_of(req.format.as_deref(), Format::Wav)?;
     check_text(&state, &req.text)?;
@@ -1128,9 +1203,9 @@ mod tests {
         });
         let r = call(&app, post("/api/tts", &body.to_string())).await;
         assert_eq!(r.status, StatusCode::OK);
-        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
-        assert_eq!(seen.len(), 1);
-        let c = &seen[0];
+        let first = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(first.len(), 1);
+        let c = &first[0];
         let reference = c.reference_audio.as_ref().expect("the clip");
         assert_eq!(
             (reference.samples.len(), reference.sample_rate),
@@ -1145,6 +1220,68 @@ mod tests {
             (Some(0.6), Some(30), Some(0.8), Some(3))
         );
         assert_eq!((c.top_p, c.noise_scale, c.length_scale), (None, None, None));
+
+        // The same as multipart/form-data, the clip as a file part.
+        let wav_bytes = base64::engine::general_purpose::STANDARD
+            .decode(clip.as_bytes())
+            .expect("the clip's bytes");
+        let parts = |extra: &[(&str, &str)]| {
+            let b = "XyZbOuNdArY";
+            let mut body = Vec::new();
+            for (name, value) in [
+                ("text", "Hi."),
+                ("emotion", "[0, 0.5, 0, 0, 0, 0, 0, 0]"),
+                ("emo_alpha", "0.6"),
+                ("num_beams", "2"),
+            ]
+            .iter()
+            .chain(extra)
+            {
+                body.extend_from_slice(
+                    format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            body.extend_from_slice(
+                format!("--{b}\r\nContent-Disposition: form-data; name=\"reference_audio\"; filename=\"me.wav\"\r\nContent-Type: audio/wav\r\n\r\n").as_bytes(),
+            );
+            body.extend_from_slice(&wav_bytes);
+            body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+            axum::http::Request::post("/api/tts")
+                .header("content-type", format!("multipart/form-data; boundary={b}"))
+                .body(Body::from(body))
+                .expect("request")
+        };
+        let r = call(&app, parts(&[])).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen.len(), 2);
+        let c = &seen[1];
+        let reference = c
+            .reference_audio
+            .as_ref()
+            .expect("the clip, from a file part");
+        assert_eq!(reference.samples.len(), 16000);
+        assert_eq!((c.emo_alpha, c.num_beams), (Some(0.6), Some(2)));
+        // Unknown or mistyped parts are refused as in JSON.
+        for (extra, want) in [
+            (("colour", "1"), "unknown field"),
+            (("top_k", "many"), "not a JSON value"),
+            (("top_p", "2"), "top_p must be from 0 to 1"),
+        ] {
+            let r = call(&app, parts(&[extra])).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{extra:?}");
+            let msg = r.json()["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(msg.contains(want), "{extra:?}: {msg}");
+        }
     }
 
     #[test]
