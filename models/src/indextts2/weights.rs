@@ -134,10 +134,53 @@ fn tensor_from_storage(
     Ok(Tensor::from_raw_buffer(bytes, info.dtype, &dims, device)?)
 }
 
-/// A [`VarBuilder`] (f32) over a `.pth`/`.pt`/`.bin` checkpoint.
+/// A [`VarBuilder`] (f32) over a `.pth`/`.pt`/`.bin` checkpoint, its names
+/// unwrapped as the reference's loaders accept them ([`unwrap_names`]).
 pub fn pth_var_builder(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
-    let tensors = read_pth(path, device)?;
+    let tensors = unwrap_names(read_pth(path, device)?);
     Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+}
+
+/// The wrappings the reference's loaders take off: a state dict saved as
+/// `{"model": sd}` (UnifiedVoice's `load_checkpoint`), and the `module.`
+/// prefix of a model trained under DistributedDataParallel, at the start of
+/// a name or after s2mel's module key (`net.cfm.module.estimator…`, as
+/// `load_checkpoint2` strips it). Other names are kept.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use candle_core::{Device, Tensor};
+/// let t = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;
+/// let wrapped = HashMap::from([
+///     ("model.mel_head.bias".to_string(), t.clone()),
+///     ("model.final_norm.weight".to_string(), t.clone()),
+/// ]);
+/// let names = models::indextts2::weights::unwrap_names(wrapped);
+/// assert!(names.contains_key("mel_head.bias"));
+/// let ddp = HashMap::from([("net.cfm.module.estimator.x".to_string(), t)]);
+/// assert!(models::indextts2::weights::unwrap_names(ddp).contains_key("net.cfm.estimator.x"));
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn unwrap_names(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let all_model = !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("model."));
+    tensors
+        .into_iter()
+        .map(|(k, v)| {
+            let mut k = if all_model {
+                k["model.".len()..].to_string()
+            } else {
+                k
+            };
+            if let Some(rest) = k.strip_prefix("module.") {
+                k = rest.to_string();
+            }
+            let parts: Vec<&str> = k.splitn(4, '.').collect();
+            if parts.len() == 4 && parts[0] == "net" && parts[2] == "module" {
+                k = format!("net.{}.{}", parts[1], parts[3]);
+            }
+            (k, v)
+        })
+        .collect()
 }
 
 /// A [`VarBuilder`] (f32) over a `.safetensors` file (read into memory).
