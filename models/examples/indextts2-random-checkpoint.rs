@@ -23,38 +23,21 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use models::indextts2::random_checkpoint::{self, Spec};
-use models::indextts2::rng::Patch;
 
 const FIXTURE_CHECKPOINT: &str = include_str!("../tests/fixtures/indextts2/checkpoint.json");
 const FIXTURE_GENERATOR: &str = include_str!("../tests/fixtures/indextts2/generator.json");
 const FIXTURE_BPE: &[u8] = include_bytes!("../tests/fixtures/indextts2/bpe.model");
 
 fn fixture_spec(seed: Option<u64>) -> anyhow::Result<Spec> {
-    let ck: serde_json::Value = serde_json::from_str(FIXTURE_CHECKPOINT)?;
-    let g: serde_json::Value = serde_json::from_str(FIXTURE_GENERATOR)?;
-    let patches = g["patches"]
-        .as_array()
-        .context("generator.json: patches")?
-        .iter()
-        .map(|p| {
-            Ok(Patch {
-                name: p[0].as_str().context("patch name")?.to_string(),
-                index: p[1].as_u64().context("patch index")? as usize,
-                value: p[2].as_f64().context("patch value")? as f32,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut w2v = random_checkpoint::official_w2v_bert_config();
-    w2v["intermediate_size"] = ck["w2v_bert"]["intermediate_size"].clone();
-    w2v["num_hidden_layers"] = ck["w2v_bert"]["num_hidden_layers"].clone();
-    Ok(Spec {
-        seed: seed.unwrap_or(g["seed"].as_u64().context("generator.json: seed")?),
-        patches,
-        config_yaml: serde_yaml::to_string(&ck["config_yaml"])?,
-        w2v_bert: w2v,
-        bigvgan: ck["bigvgan"].clone(),
-        bpe_model: FIXTURE_BPE.to_vec(),
-    })
+    let mut spec = Spec::from_fixtures(
+        &serde_json::from_str(FIXTURE_CHECKPOINT)?,
+        &serde_json::from_str(FIXTURE_GENERATOR)?,
+        FIXTURE_BPE.to_vec(),
+    )?;
+    if let Some(seed) = seed {
+        spec.seed = seed;
+    }
+    Ok(spec)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -335,19 +335,15 @@ fn emotion_vector_and_bad_inputs() {
 
 /// The fixtures' checkpoint as `random_checkpoint::write` describes it.
 fn fixture_spec() -> models::indextts2::random_checkpoint::Spec {
-    let ck = fx::checkpoint();
-    let (seed, patches) = fx::generator();
-    let mut w2v = models::indextts2::random_checkpoint::official_w2v_bert_config();
-    w2v["intermediate_size"] = ck["w2v_bert"]["intermediate_size"].clone();
-    w2v["num_hidden_layers"] = ck["w2v_bert"]["num_hidden_layers"].clone();
-    models::indextts2::random_checkpoint::Spec {
-        seed,
-        patches,
-        config_yaml: serde_yaml::to_string(&ck["config_yaml"]).unwrap(),
-        w2v_bert: w2v,
-        bigvgan: ck["bigvgan"].clone(),
-        bpe_model: std::fs::read(fx::dir().join("bpe.model")).unwrap(),
-    }
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx::dir().join("generator.json")).unwrap())
+            .unwrap();
+    models::indextts2::random_checkpoint::Spec::from_fixtures(
+        &fx::checkpoint(),
+        &g,
+        std::fs::read(fx::dir().join("bpe.model")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]

@@ -170,28 +170,12 @@ pub fn indextts2_cache() -> (PathBuf, PathBuf) {
             serde_json::from_str(&std::fs::read_to_string(fixtures.join(name)).expect(name))
                 .expect(name)
         };
-        let (ck, g) = (json("checkpoint.json"), json("generator.json"));
-        let patches = g["patches"]
-            .as_array()
-            .expect("patches")
-            .iter()
-            .map(|p| models::indextts2::rng::Patch {
-                name: p[0].as_str().expect("name").to_string(),
-                index: p[1].as_u64().expect("index") as usize,
-                value: p[2].as_f64().expect("value") as f32,
-            })
-            .collect();
-        let mut w2v = models::indextts2::random_checkpoint::official_w2v_bert_config();
-        w2v["intermediate_size"] = ck["w2v_bert"]["intermediate_size"].clone();
-        w2v["num_hidden_layers"] = ck["w2v_bert"]["num_hidden_layers"].clone();
-        let spec = models::indextts2::random_checkpoint::Spec {
-            seed: g["seed"].as_u64().expect("seed"),
-            patches,
-            config_yaml: serde_yaml::to_string(&ck["config_yaml"]).expect("yaml"),
-            w2v_bert: w2v,
-            bigvgan: ck["bigvgan"].clone(),
-            bpe_model: std::fs::read(fixtures.join("bpe.model")).expect("bpe.model"),
-        };
+        let spec = models::indextts2::random_checkpoint::Spec::from_fixtures(
+            &json("checkpoint.json"),
+            &json("generator.json"),
+            std::fs::read(fixtures.join("bpe.model")).expect("bpe.model"),
+        )
+        .expect("the fixtures' checkpoint");
         models::indextts2::random_checkpoint::write(&spec, &ckpt, &hub)
             .expect("write the random IndexTTS2 checkpoint");
         std::fs::write(&done, b"").expect("marker");

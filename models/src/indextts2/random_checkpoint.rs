@@ -235,6 +235,65 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// The checkpoint the golden fixtures were recorded on, from the fixture
+    /// files `scripts/make-indextts2-fixtures.py` writes
+    /// (`models/tests/fixtures/indextts2/`): `checkpoint.json` (its
+    /// `config_yaml`, `bigvgan` and `w2v_bert` sections), `generator.json`
+    /// (seed and patches) and `bpe.model`.
+    ///
+    /// ```no_run
+    /// use models::indextts2::random_checkpoint::Spec;
+    /// let dir = std::path::Path::new("models/tests/fixtures/indextts2");
+    /// let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    /// let spec = Spec::from_fixtures(
+    ///     &serde_json::from_str(&read("checkpoint.json")?)?,
+    ///     &serde_json::from_str(&read("generator.json")?)?,
+    ///     std::fs::read(dir.join("bpe.model"))?,
+    /// )?;
+    /// assert_eq!(spec.seed, 20250917);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fixtures(
+        checkpoint: &Value,
+        generator: &Value,
+        bpe_model: Vec<u8>,
+    ) -> Result<Self> {
+        let bad = |what: &str| Error::Format {
+            path: "fixtures".into(),
+            reason: format!("{what} is missing or malformed"),
+        };
+        let patches = generator["patches"]
+            .as_array()
+            .ok_or_else(|| bad("generator.json: patches"))?
+            .iter()
+            .map(|p| {
+                Some(Patch {
+                    name: p[0].as_str()?.to_string(),
+                    index: p[1].as_u64()? as usize,
+                    value: p[2].as_f64()? as f32,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("generator.json: a patch"))?;
+        let mut w2v = official_w2v_bert_config();
+        for key in ["intermediate_size", "num_hidden_layers"] {
+            w2v[key] = checkpoint["w2v_bert"][key].clone();
+        }
+        Ok(Self {
+            seed: generator["seed"]
+                .as_u64()
+                .ok_or_else(|| bad("generator.json: seed"))?,
+            patches,
+            config_yaml: serde_yaml::to_string(&checkpoint["config_yaml"])
+                .map_err(|_| bad("checkpoint.json: config_yaml"))?,
+            w2v_bert: w2v,
+            bigvgan: checkpoint["bigvgan"].clone(),
+            bpe_model,
+        })
+    }
+}
+
 /// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
