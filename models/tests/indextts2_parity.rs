@@ -758,24 +758,51 @@ fn gpt_cfg() -> GptConfig {
     }
 }
 
-#[test]
-fn gpt_decoding_and_latent() {
-    // Greedy decoding (top_k 1, repetition penalty 10, temperature 0.8,
-    // top_p 0.8) from the recorded conditioning: every step's logits, the
-    // codes, the stop, then the latent pass.
-    let g = fx::golden();
+/// The fixture GPT and the prompt the reference decoded from: its recorded
+/// speech conditioning latent, emotion vector and text tokens.
+struct Recorded {
+    gpt: UnifiedVoiceGpt,
+    latent: Tensor,
+    emovec: Tensor,
+    text: Vec<u32>,
+    prompt: Tensor,
+}
+
+fn recorded_prompt(g: &std::collections::HashMap<String, Tensor>) -> Recorded {
     let gpt = UnifiedVoiceGpt::load(&fx::random_vb("gpt"), &gpt_cfg()).unwrap();
-    let latent = fx::get(&g, "gpt.speech_conditioning_latent")
+    let latent = fx::get(g, "gpt.speech_conditioning_latent")
         .unsqueeze(0)
         .unwrap();
-    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
-    let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
+    let emovec = fx::get(g, "gpt.emovec").unsqueeze(0).unwrap();
+    let text: Vec<u32> = fx::get(g, "gpt.text_tokens")
         .to_vec1::<i64>()
         .unwrap()
         .iter()
         .map(|&t| t as u32)
         .collect();
     let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
+    Recorded {
+        gpt,
+        latent,
+        emovec,
+        text,
+        prompt,
+    }
+}
+
+#[test]
+fn gpt_decoding_and_latent() {
+    // Greedy decoding (top_k 1, repetition penalty 10, temperature 0.8,
+    // top_p 0.8) from the recorded conditioning: every step's logits, the
+    // codes, the stop, then the latent pass.
+    let g = fx::golden();
+    let Recorded {
+        gpt,
+        latent,
+        emovec,
+        text,
+        prompt,
+    } = recorded_prompt(&g);
     let sampling = Sampling::greedy();
     let mut never = || -> f32 { panic!("greedy decoding draws nothing") };
     let out = gpt.generate(&prompt, &sampling, &mut never).unwrap();
@@ -829,18 +856,7 @@ fn gpt_beam_search() {
     // recorded conditioning: the same codes for 3 and 2 beams (both end at
     // the stop code) and for 4 beams cut by max_mel_tokens.
     let g = fx::golden();
-    let gpt = UnifiedVoiceGpt::load(&fx::random_vb("gpt"), &gpt_cfg()).unwrap();
-    let latent = fx::get(&g, "gpt.speech_conditioning_latent")
-        .unsqueeze(0)
-        .unwrap();
-    let emovec = fx::get(&g, "gpt.emovec").unsqueeze(0).unwrap();
-    let text: Vec<u32> = fx::get(&g, "gpt.text_tokens")
-        .to_vec1::<i64>()
-        .unwrap()
-        .iter()
-        .map(|&t| t as u32)
-        .collect();
-    let prompt = gpt.prompt(&latent, &emovec, &text).unwrap();
+    let Recorded { gpt, prompt, .. } = recorded_prompt(&g);
     let beam: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fx::dir().join("beam.json")).unwrap())
             .unwrap();
