@@ -210,6 +210,9 @@ pub struct Synthesis {
     pub stopped: bool,
 }
 
+/// A cached resampler and its (from, to) rates.
+type Resamplers = ((u32, u32), std::sync::Arc<Resampler>);
+
 /// The loaded IndexTTS2 pipeline.
 pub struct IndexTts2 {
     cfg: IndexTts2Config,
@@ -226,7 +229,8 @@ pub struct IndexTts2 {
     vocoder: BigVgan,
     emotions: EmotionMatrices,
     tokenizer: Option<TextTokenizer>,
-    to_22k: std::sync::Mutex<Vec<(u32, std::sync::Arc<Resampler>)>>,
+    /// Resamplers by (from, to) rate: their kernels are built once.
+    resamplers: std::sync::Mutex<Vec<Resamplers>>,
     device: Device,
 }
 
@@ -299,7 +303,7 @@ impl IndexTts2 {
             vocoder: in_component("BigVGAN", BigVgan::load(&w.bigvgan, &aux.bigvgan))?,
             emotions,
             tokenizer: None,
-            to_22k: std::sync::Mutex::new(Vec::new()),
+            resamplers: std::sync::Mutex::new(Vec::new()),
             cfg,
             device,
         })
@@ -374,17 +378,17 @@ impl IndexTts2 {
         &self.device
     }
 
-    fn resampler(&self, from: u32) -> Result<std::sync::Arc<Resampler>> {
+    fn resampler(&self, from: u32, to: u32) -> Result<std::sync::Arc<Resampler>> {
         let mut cache = self
-            .to_22k
+            .resamplers
             .lock()
             .map_err(|_| Error::Config("resampler cache poisoned".into()))?;
-        if let Some((_, r)) = cache.iter().find(|(hz, _)| *hz == from) {
+        if let Some((_, r)) = cache.iter().find(|(rates, _)| *rates == (from, to)) {
             return Ok(r.clone());
         }
-        let r = std::sync::Arc::new(Resampler::new(from, SAMPLE_RATE)?);
+        let r = std::sync::Arc::new(Resampler::new(from, to)?);
         if cache.len() < 8 {
-            cache.push((from, r.clone()));
+            cache.push(((from, to), r.clone()));
         }
         Ok(r)
     }
@@ -405,11 +409,11 @@ impl IndexTts2 {
         let clip = if sample_rate == SAMPLE_RATE {
             samples.to_vec()
         } else {
-            self.resampler(sample_rate)?.process(samples)
+            self.resampler(sample_rate, SAMPLE_RATE)?.process(samples)
         };
         let keep = (MAX_CLIP_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let clip = &clip[..clip.len().min(keep)];
-        let audio_16k = Resampler::new(SAMPLE_RATE, W2V_RATE)?.process(clip);
+        let audio_16k = self.resampler(SAMPLE_RATE, W2V_RATE)?.process(clip);
         let cond_emb = self.semantic(&audio_16k)?;
         let (_, s_ref) = self.codec.quantize(&cond_emb)?;
         let ref_mel = audio::mel_spectrogram(clip, &self.cfg.mel, &self.device)?;
@@ -444,7 +448,7 @@ impl IndexTts2 {
         let audio = if sample_rate == W2V_RATE {
             samples.to_vec()
         } else {
-            Resampler::new(sample_rate, W2V_RATE)?.process(samples)
+            self.resampler(sample_rate, W2V_RATE)?.process(samples)
         };
         let keep = (MAX_CLIP_SECONDS * f64::from(W2V_RATE)) as usize;
         self.semantic(&audio[..audio.len().min(keep)])
