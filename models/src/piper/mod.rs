@@ -4,9 +4,16 @@
 //! - [`voice`]: the public voice API (load a voice directory, synthesise),
 //!   and the voice as an [`crate::Engine`];
 //! - [`vits`]: the network (text encoder, duration predictor, flow, HiFi-GAN);
+//! - `cpu_decoder`, `cpu_flow`, `cpu_conv` and `cpu_math`: the decoder and
+//!   the flow on the CPU (direct convolutions over channels-last rows,
+//!   vectorised elementwise maths, every core);
 //! - [`onnx`]: the ONNX file's initializers, under their module names;
 //! - [`phonemize`]: the text front end (espeak-ng phonemes to ids).
 
+mod cpu_conv;
+mod cpu_decoder;
+mod cpu_flow;
+mod cpu_math;
 pub mod onnx;
 pub mod phonemize;
 pub mod vits;

@@ -12,7 +12,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
+use super::cpu_decoder::CpuGenerator;
+use super::cpu_flow::CpuFlow;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -52,12 +55,12 @@ fn bad_anchor(vb: &VarBuilder, name: &str, why: &str) -> Error {
 
 /// A 1-D convolution with its settings.
 #[derive(Debug, Clone)]
-struct Conv1d {
-    w: Tensor,
-    b: Option<Tensor>,
-    padding: usize,
-    dilation: usize,
-    groups: usize,
+pub(super) struct Conv1d {
+    pub(super) w: Tensor,
+    pub(super) b: Option<Tensor>,
+    pub(super) padding: usize,
+    pub(super) dilation: usize,
+    pub(super) groups: usize,
     /// On CPU: the weight as `[cout, cin*k + 1]` with the bias as last column,
     /// for the im2col path.
     w_aug: Option<Tensor>,
@@ -324,11 +327,50 @@ impl ChannelNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return self.forward_cpu(x);
+        }
         let mean = x.mean_keepdim(1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(1)?;
         let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
         Ok(xn.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)?)
+    }
+
+    /// The same on the CPU in two passes over the rows: candle reduces over
+    /// a middle axis one element at a time, which made this a tenth of the
+    /// text encoder's and duration predictor's time.
+    fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, t) = x.dims3()?;
+        let mut v: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let gamma: Vec<f32> = self.gamma.flatten_all()?.to_vec1()?;
+        let beta: Vec<f32> = self.beta.flatten_all()?.to_vec1()?;
+        let n = c as f32;
+        let mut mean = vec![0f32; t];
+        let mut var = vec![0f32; t];
+        for item in v.chunks_exact_mut((c * t).max(1)).take(b) {
+            mean.fill(0.0);
+            var.fill(0.0);
+            for row in item.chunks_exact(t) {
+                for (m, x) in mean.iter_mut().zip(row) {
+                    *m += x;
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= n);
+            for row in item.chunks_exact(t) {
+                for ((s, x), m) in var.iter_mut().zip(row).zip(&mean) {
+                    *s += (x - m) * (x - m);
+                }
+            }
+            var.iter_mut()
+                .for_each(|s| *s = 1.0 / (*s / n + 1e-5).sqrt());
+            for (row, (g, be)) in item.chunks_exact_mut(t).zip(gamma.iter().zip(&beta)) {
+                for ((x, m), inv) in row.iter_mut().zip(&mean).zip(&var) {
+                    *x = (*x - m) * inv * g + be;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(v, (b, c, t), x.device())?)
     }
 }
 
@@ -367,6 +409,9 @@ impl RelAttention {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return self.forward_cpu(x);
+        }
         let (b, c, t) = x.dims3()?;
         let kc = c / self.heads;
         let split = |y: Tensor| -> Result<Tensor> {
@@ -402,6 +447,67 @@ impl RelAttention {
             .broadcast_mul(&abs_valid)?;
         out = (out + rel_w.broadcast_matmul(&self.rel_v)?)?;
         let out = out.transpose(2, 3)?.contiguous()?.reshape((b, c, t))?;
+        self.o.forward(&out)
+    }
+}
+
+impl RelAttention {
+    /// [`Self::forward`] on the CPU: the two products through candle's
+    /// matrix multiply, the relative-position terms, the softmax and the
+    /// weighted relative values as loops over each row's window, without
+    /// the `[t, t]` index tensors and gathers (which took most of the text
+    /// encoder's time on long sentences).
+    fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, t) = x.dims3()?;
+        let kc = c / self.heads;
+        let split = |y: Tensor| -> Result<Tensor> {
+            Ok(y.reshape((b, self.heads, kc, t))?
+                .transpose(2, 3)?
+                .contiguous()?)
+        };
+        let scale = 1.0 / (kc as f64).sqrt();
+        let q = (split(self.q.forward(x)?)? * scale)?;
+        let k = split(self.k.forward(x)?)?;
+        let v = split(self.v.forward(x)?)?;
+        let scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?; // [b,h,t,t]
+        let mut p: Vec<f32> = scores.flatten_all()?.to_vec1()?;
+        let qs: Vec<f32> = q.flatten_all()?.to_vec1()?;
+        let ek: Vec<f32> = self.rel_k.flatten_all()?.to_vec1()?;
+        let ev: Vec<f32> = self.rel_v.flatten_all()?.to_vec1()?;
+        let w = self.window;
+        let window = |i: usize| (i.saturating_sub(w), (i + w + 1).min(t));
+        p.par_chunks_mut(t.max(1))
+            .zip(qs.par_chunks(kc.max(1)))
+            .enumerate()
+            .for_each(|(r, (row, qi))| {
+                let i = r % t;
+                let (j0, j1) = window(i);
+                for (j, s) in row.iter_mut().enumerate().take(j1).skip(j0) {
+                    let e = &ek[(j + w - i) * kc..][..kc];
+                    *s += qi.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
+                }
+                super::cpu_math::softmax_in_place(row);
+            });
+        let probs = Tensor::from_vec(p, (b, self.heads, t, t), x.device())?;
+        let mut out: Vec<f32> = probs.matmul(&v)?.flatten_all()?.to_vec1()?; // [b,h,t,kc]
+        let p: Vec<f32> = probs.flatten_all()?.to_vec1()?;
+        out.par_chunks_mut(kc.max(1))
+            .zip(p.par_chunks(t.max(1)))
+            .enumerate()
+            .for_each(|(r, (o, row))| {
+                let i = r % t;
+                let (j0, j1) = window(i);
+                for (j, pj) in row.iter().enumerate().take(j1).skip(j0) {
+                    let e = &ev[(j + w - i) * kc..][..kc];
+                    for (o, e) in o.iter_mut().zip(e) {
+                        *o += pj * e;
+                    }
+                }
+            });
+        let out = Tensor::from_vec(out, (b, self.heads, t, kc), x.device())?
+            .transpose(2, 3)?
+            .contiguous()?
+            .reshape((b, c, t))?;
         self.o.forward(&out)
     }
 }
@@ -866,11 +972,11 @@ fn flip_channels(x: &Tensor) -> Result<Tensor> {
 // ------------------------------------------------------------ flow
 
 #[derive(Debug, Clone)]
-struct WaveNet {
-    in_layers: Vec<Conv1d>,
-    res_skip: Vec<Conv1d>,
-    cond: Option<Conv1d>,
-    hidden: usize,
+pub(super) struct WaveNet {
+    pub(super) in_layers: Vec<Conv1d>,
+    pub(super) res_skip: Vec<Conv1d>,
+    pub(super) cond: Option<Conv1d>,
+    pub(super) hidden: usize,
 }
 
 impl WaveNet {
@@ -942,11 +1048,11 @@ impl WaveNet {
 }
 
 #[derive(Debug, Clone)]
-struct CouplingLayer {
-    pre: Conv1d,
-    enc: WaveNet,
-    post: Conv1d,
-    half: usize,
+pub(super) struct CouplingLayer {
+    pub(super) pre: Conv1d,
+    pub(super) enc: WaveNet,
+    pub(super) post: Conv1d,
+    pub(super) half: usize,
 }
 
 impl CouplingLayer {
@@ -964,7 +1070,7 @@ impl CouplingLayer {
 // ------------------------------------------------------------ generator
 
 #[derive(Debug, Clone)]
-enum ResBlock {
+pub(super) enum ResBlock {
     /// Two convolutions per dilation ("1").
     One { c1: Vec<Conv1d>, c2: Vec<Conv1d> },
     /// One convolution per dilation ("2").
@@ -1056,20 +1162,63 @@ fn leaky(x: &Tensor, slope: f64) -> Result<Tensor> {
 }
 
 #[derive(Debug, Clone)]
-struct Upsample {
-    w: Tensor,
-    b: Tensor,
-    stride: usize,
-    padding: usize,
+pub(super) struct Upsample {
+    pub(super) w: Tensor,
+    pub(super) b: Tensor,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
 }
 
+/// HiFi-GAN as candle modules (on CUDA, and where [`CpuGenerator`] does not
+/// take the shapes).
 #[derive(Debug, Clone)]
-struct Generator {
-    pre: Conv1d,
-    cond: Option<Conv1d>,
-    ups: Vec<Upsample>,
-    blocks: Vec<Vec<ResBlock>>,
-    post: Conv1d,
+pub(super) struct Generator {
+    pub(super) pre: Conv1d,
+    pub(super) cond: Option<Conv1d>,
+    pub(super) ups: Vec<Upsample>,
+    pub(super) blocks: Vec<Vec<ResBlock>>,
+    pub(super) post: Conv1d,
+}
+
+/// The decoder a voice runs.
+#[derive(Debug, Clone)]
+enum Decoder {
+    Candle(Generator),
+    /// On the CPU: direct convolutions over channels-last buffers.
+    Cpu(CpuGenerator),
+}
+
+impl Decoder {
+    /// The CPU decoder on the CPU (unless `PIPER_CANDLE_DECODER=1`, kept to
+    /// compare the two), else candle's.
+    fn new(g: Generator) -> Self {
+        let forced = std::env::var("PIPER_CANDLE_DECODER").is_ok_and(|v| v == "1");
+        if g.pre.w.device().is_cpu() && !forced {
+            if let Ok(cpu) = CpuGenerator::new(&g) {
+                return Self::Cpu(cpu);
+            }
+        }
+        Self::Candle(g)
+    }
+
+    fn samples_per_frame(&self) -> usize {
+        match self {
+            Self::Candle(g) => g.ups.iter().map(|u| u.stride).product(),
+            Self::Cpu(g) => g.samples_per_frame(),
+        }
+    }
+
+    /// The waveform of latent frames `z` (`[1, channels, frames]`).
+    fn forward(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Vec<f32>> {
+        match self {
+            Self::Candle(dec) => Ok(dec
+                .forward(z, g)?
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1()?),
+            Self::Cpu(dec) => dec.forward(z, g),
+        }
+    }
 }
 
 impl Generator {
@@ -1157,7 +1306,9 @@ pub struct Vits {
     enc: TextEncoder,
     dp: DurationPredictor,
     flows: Vec<CouplingLayer>,
-    dec: Generator,
+    /// The flow on the CPU, with [`Decoder::Cpu`].
+    cpu_flow: Option<CpuFlow>,
+    dec: Decoder,
     speaker_emb: Option<Tensor>,
     device: Device,
 }
@@ -1230,10 +1381,16 @@ impl Vits {
         if flows.is_empty() {
             return Err(Error::Config("the voice has no flow layers".into()));
         }
+        let dec = Decoder::new(Generator::load(&vb.pp("dec"), hidden, gin)?);
+        let cpu_flow = match dec {
+            Decoder::Cpu(_) => CpuFlow::new(&flows).ok(),
+            Decoder::Candle(_) => None,
+        };
         Ok(Self {
             dp: DurationPredictor::load(&vb.pp("dp"), hidden, gin)?,
             flows,
-            dec: Generator::load(&vb.pp("dec"), hidden, gin)?,
+            cpu_flow,
+            dec,
             enc,
             speaker_emb,
             device: vb.device().clone(),
@@ -1327,7 +1484,7 @@ impl Vits {
 
     /// Audio samples per latent frame (the decoder's total upsampling).
     pub fn samples_per_frame(&self) -> usize {
-        self.dec.ups.iter().map(|u| u.stride).product()
+        self.dec.samples_per_frame()
     }
 
     /// The audio of latent frames `from..to` (clamped to the latent): the
@@ -1344,6 +1501,9 @@ impl Vits {
         let reach = DECODER_CONTEXT + self.flow_context();
         let fa = from.saturating_sub(reach);
         let fb = (to + reach).min(latent.frames);
+        if let (Some(flow), Decoder::Cpu(dec)) = (&self.cpu_flow, &self.dec) {
+            return self.decode_cpu(flow, dec, latent, (fa, fb), (from, to));
+        }
         let z = self.flow(latent, fa, fb)?;
         let a = from.saturating_sub(DECODER_CONTEXT);
         let b = (to + DECODER_CONTEXT).min(latent.frames);
@@ -1352,15 +1512,48 @@ impl Vits {
         } else {
             z.narrow(2, a - fa, b - a)?.contiguous()?
         };
-        let audio = self.dec.forward(&z, latent.g.as_ref())?;
+        let mut audio = self.dec.forward(&z, latent.g.as_ref())?;
         let spf = self.samples_per_frame();
-        let audio = audio.flatten_all()?;
-        let start = (from - a) * spf;
-        let len = ((to - from) * spf).min(audio.dim(0)?.saturating_sub(start));
-        Ok(audio
-            .narrow(0, start, len)?
+        let start = ((from - a) * spf).min(audio.len());
+        let len = ((to - from) * spf).min(audio.len() - start);
+        audio.truncate(start + len);
+        audio.drain(..start);
+        Ok(audio)
+    }
+
+    /// [`Self::decode`] on the CPU: the flow over latent frames `fa..fb`,
+    /// the decoder over `from..to` and its context.
+    fn decode_cpu(
+        &self,
+        flow: &CpuFlow,
+        dec: &CpuGenerator,
+        latent: &Latent,
+        (fa, fb): (usize, usize),
+        (from, to): (usize, usize),
+    ) -> Result<Vec<f32>> {
+        let c = latent.z.dim(1)?;
+        let mut z: Vec<f32> = latent
+            .z
+            .narrow(2, fa, fb - fa)?
+            .squeeze(0)?
+            .t()?
+            .flatten_all()?
             .to_dtype(DType::F32)?
-            .to_vec1()?)
+            .to_vec1()?;
+        let g: Option<Vec<f32>> = match &latent.g {
+            Some(g) => Some(g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?),
+            None => None,
+        };
+        flow.reverse(&mut z, fb - fa, g.as_deref())?;
+        let a = from.saturating_sub(DECODER_CONTEXT);
+        let b = (to + DECODER_CONTEXT).min(latent.frames);
+        let mut audio = dec.forward_rows(&z[(a - fa) * c..(b - fa) * c], b - a, g.as_deref())?;
+        let spf = self.samples_per_frame();
+        let start = ((from - a) * spf).min(audio.len());
+        let len = ((to - from) * spf).min(audio.len() - start);
+        audio.truncate(start + len);
+        audio.drain(..start);
+        Ok(audio)
     }
 
     /// The device the network runs on.
