@@ -6,6 +6,9 @@ voice's .onnx with onnxruntime, and phonemizes with piper-phonemize.
       one line of space-separated phoneme ids per sentence on stdin; writes
       each sentence's audio as: u32 sample count, then float32 samples (LE);
       the last 8 bytes are the total inference seconds (float64).
+  onnx_reference.py time MODEL.onnx NOISE LENGTH NOISE_W THREADS < ids.txt
+      as synth, but prints one line per sentence: its sample count and its
+      inference seconds (for the benchmark).
   onnx_reference.py ids ESPEAK_VOICE ID_MAP.json < sentences.txt
       one sentence per line on stdin; prints piper-phonemize's ids for each
       sentence of each line, lines separated by an empty line.
@@ -16,14 +19,35 @@ import sys
 import time
 
 
-def synth(model, noise, length, noise_w, threads):
-    import numpy as np
+def session(model, threads):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def timed(model, noise, length, noise_w, threads):
+    import numpy as np
+
+    sess = session(model, threads)
+    scales = np.array([float(noise), float(length), float(noise_w)], dtype=np.float32)
+    for line in sys.stdin:
+        ids = [int(x) for x in line.split()]
+        if not ids:
+            continue
+        inp = np.array([ids], dtype=np.int64)
+        lengths = np.array([len(ids)], dtype=np.int64)
+        t0 = time.perf_counter()
+        audio = sess.run(None, {"input": inp, "input_lengths": lengths, "scales": scales})[0]
+        print(audio.size, time.perf_counter() - t0, flush=True)
+
+
+def synth(model, noise, length, noise_w, threads):
+    import numpy as np
+
+    sess = session(model, threads)
     scales = np.array([float(noise), float(length), float(noise_w)], dtype=np.float32)
     out = sys.stdout.buffer
     total = 0.0
@@ -62,6 +86,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "synth":
         synth(*sys.argv[2:7])
+    elif cmd == "time":
+        timed(*sys.argv[2:7])
     elif cmd == "ids":
         ids(*sys.argv[2:4])
     else:
