@@ -995,7 +995,7 @@ mod tests {
                 unavailable,
                 load_time: std::time::Duration::ZERO,
             },
-            engine: Engine::start(1, 4, seg).expect("workers"),
+            engine: Engine::start(1, 1, 4, seg).expect("workers"),
             device: "cpu".into(),
             gpu: None,
         });

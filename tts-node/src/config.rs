@@ -60,6 +60,10 @@ pub struct Config {
     /// Synthesis workers on CPU (on GPU: one).
     #[arg(long, env = "TTS_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Cores each worker computes on, in a thread pool of its own (0: the
+    /// machine's cores divided among the workers, at least one each).
+    #[arg(long, env = "TTS_THREADS_PER_WORKER", default_value_t = 0)]
+    pub threads_per_worker: usize,
     /// Requests that may wait for a worker; more get 503 QUEUE_FULL.
     #[arg(long, env = "TTS_QUEUE_SIZE", default_value_t = 8)]
     pub queue_size: usize,
@@ -112,6 +116,11 @@ impl Config {
         }
         if self.workers == 0 || self.workers > 64 {
             bail!("--workers / TTS_WORKERS must be from 1 to 64");
+        }
+        if self.threads_per_worker > 256 {
+            bail!(
+                "--threads-per-worker / TTS_THREADS_PER_WORKER must be from 0 (automatic) to 256"
+            );
         }
         if self.queue_size == 0 || self.queue_size > 10_000 {
             bail!("--queue-size / TTS_QUEUE_SIZE must be from 1 to 10000");
@@ -189,6 +198,10 @@ mod tests {
     fn bad_settings_name_the_setting() {
         for (args, name) in [
             (vec!["--workers", "0"], "TTS_WORKERS"),
+            (
+                vec!["--threads-per-worker", "1000"],
+                "TTS_THREADS_PER_WORKER",
+            ),
             (vec!["--queue-size", "0"], "TTS_QUEUE_SIZE"),
             (vec!["--voice", "../etc"], "TTS_VOICE"),
             (vec!["--gelf", "ftp://x:1"], "GELF_ENDPOINT"),

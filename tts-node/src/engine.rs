@@ -88,8 +88,16 @@ pub struct Segmenting {
 }
 
 impl Engine {
-    /// Starts `workers` threads behind a queue of `capacity` waiting jobs.
-    pub fn start(workers: usize, capacity: usize, seg: Segmenting) -> std::io::Result<Self> {
+    /// Starts `workers` workers behind a queue of `capacity` waiting jobs,
+    /// each computing in a thread pool of its own with `threads` threads (the
+    /// worker's loop runs on one of them), so workers do not compete for one
+    /// pool's threads.
+    pub fn start(
+        workers: usize,
+        threads: usize,
+        capacity: usize,
+        seg: Segmenting,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded::<Queued>(capacity);
         let shared = Arc::new(Shared {
             depth: AtomicUsize::new(0),
@@ -104,7 +112,17 @@ impl Engine {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("synth-{i}"))
-                    .spawn(move || worker(rx, shared, seg))?,
+                    .spawn(move || {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads.max(1))
+                            .thread_name(move |t| format!("synth-{i}-{t}"))
+                            .build();
+                        match pool {
+                            Ok(pool) => pool.install(|| worker(rx, shared, seg)),
+                            // No pool: compute on the global one.
+                            Err(_) => worker(rx, shared, seg),
+                        }
+                    })?,
             );
         }
         Ok(Self {

@@ -217,8 +217,14 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let on_gpu = device_name != "cpu";
     let gpu = if on_gpu { GpuMonitor::open(0) } else { None };
     let workers = if on_gpu { 1 } else { cfg.workers };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match cfg.threads_per_worker {
+        0 => (cores / workers).max(1),
+        n => n,
+    };
     let engine = Engine::start(
         workers,
+        threads,
         cfg.queue_size,
         Segmenting {
             max_chars: cfg.max_segment_chars,
