@@ -72,6 +72,26 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// `erf(x)` (Abramowitz and Stegun 7.1.26, through [`exp`]): within 2e-7.
+#[inline(always)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    (1.0 - poly * exp(-a * a)).copysign(x)
+}
+
+multiversion! {
+    /// `v[i] = gelu(v[i]) = v[i] · (1 + erf(v[i] / √2)) / 2`.
+    fn gelu_in_place(v: &mut [f32]) {
+        for x in v.iter_mut() {
+            *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
 multiversion! {
     /// `out[i] = tanh(t[i]) · sigmoid(s[i])`: WaveNet's gate.
     fn gated_tanh(t: &[f32], s: &[f32], out: &mut [f32]) {
@@ -127,6 +147,28 @@ multiversion! {
 mod tests {
     use super::*;
 
+    /// erf in f64 by its series (|x| < 3) or continued fraction, for the
+    /// test's reference.
+    fn libm_erf(x: f64) -> f64 {
+        let a = x.abs();
+        let v = if a < 3.0 {
+            let mut term = a;
+            let mut sum = a;
+            for n in 1..200 {
+                term *= -a * a / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            let mut f = 0.0;
+            for k in (1..60).rev() {
+                f = k as f64 / 2.0 / (a + f);
+            }
+            1.0 - (-a * a).exp() / (a + f) / std::f64::consts::PI.sqrt()
+        };
+        v.copysign(x)
+    }
+
     #[test]
     fn exp_tanh_and_sigmoid_match_the_library() {
         for i in -4000..=4000 {
@@ -159,6 +201,12 @@ mod tests {
             assert!((t - x.tanh()).abs() < 1e-6);
             let want = x.tanh() / (1.0 + (-x.tanh()).exp());
             assert!((g - want).abs() < 1e-6);
+        }
+        let mut e = v.clone();
+        gelu_in_place(&mut e);
+        for (x, e) in v.iter().zip(&e) {
+            let want = 0.5 * f64::from(*x) * (1.0 + libm_erf(f64::from(*x) / std::f64::consts::SQRT_2));
+            assert!((f64::from(*e) - want).abs() < 2e-6 * (1.0 + want.abs()), "gelu({x}) = {e}, want {want}");
         }
         let mut p = v.clone();
         softmax_in_place(&mut p);

@@ -698,13 +698,25 @@ impl DdsConv {
         };
         for i in 0..self.sep.len() {
             let y = self.sep[i].forward(&x)?;
-            let y = self.n1[i].forward(&y)?.gelu_erf()?;
+            let y = gelu(&self.n1[i].forward(&y)?)?;
             let y = self.one[i].forward(&y)?;
-            let y = self.n2[i].forward(&y)?.gelu_erf()?;
+            let y = gelu(&self.n2[i].forward(&y)?)?;
             x = (x + y)?;
         }
         Ok(x)
     }
+}
+
+/// GELU with the exact (erf) form. On the CPU through
+/// [`super::cpu_math::gelu_in_place`], vectorised: candle calls the library's
+/// `erff` one value at a time, which was most of the duration predictor's time.
+fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let mut v: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        super::cpu_math::gelu_in_place(&mut v);
+        return Ok(Tensor::from_vec(v, x.dims(), x.device())?);
+    }
+    Ok(x.gelu_erf()?)
 }
 
 /// A rational-quadratic spline coupling flow over two channels.
