@@ -205,8 +205,12 @@ mod tests {
         let mut e = v.clone();
         gelu_in_place(&mut e);
         for (x, e) in v.iter().zip(&e) {
-            let want = 0.5 * f64::from(*x) * (1.0 + libm_erf(f64::from(*x) / std::f64::consts::SQRT_2));
-            assert!((f64::from(*e) - want).abs() < 2e-6 * (1.0 + want.abs()), "gelu({x}) = {e}, want {want}");
+            let want =
+                0.5 * f64::from(*x) * (1.0 + libm_erf(f64::from(*x) / std::f64::consts::SQRT_2));
+            assert!(
+                (f64::from(*e) - want).abs() < 2e-6 * (1.0 + want.abs()),
+                "gelu({x}) = {e}, want {want}"
+            );
         }
         let mut p = v.clone();
         softmax_in_place(&mut p);

@@ -1201,11 +1201,10 @@ enum Decoder {
 }
 
 impl Decoder {
-    /// The CPU decoder on the CPU (unless `PIPER_CANDLE_DECODER=1`, kept to
-    /// compare the two), else candle's.
-    fn new(g: Generator) -> Self {
-        let forced = std::env::var("PIPER_CANDLE_DECODER").is_ok_and(|v| v == "1");
-        if g.pre.w.device().is_cpu() && !forced {
+    /// The CPU decoder on the CPU when `native` (and the shapes allow it),
+    /// else candle's.
+    fn new(g: Generator, native: bool) -> Self {
+        if g.pre.w.device().is_cpu() && native {
             if let Ok(cpu) = CpuGenerator::new(&g) {
                 return Self::Cpu(cpu);
             }
@@ -1318,8 +1317,10 @@ pub struct Vits {
     enc: TextEncoder,
     dp: DurationPredictor,
     flows: Vec<CouplingLayer>,
-    /// The flow on the CPU, with [`Decoder::Cpu`].
+    /// The flow on the CPU, with [`Decoder::Cpu`] (`flows` is then empty).
     cpu_flow: Option<CpuFlow>,
+    /// Frames of context the flow needs on each side of a window.
+    flow_context: usize,
     dec: Decoder,
     speaker_emb: Option<Tensor>,
     device: Device,
@@ -1362,7 +1363,17 @@ impl Vits {
     /// [`super::onnx::Weights::var_builder`]), on `vb`'s device. Every tensor
     /// is shape-checked: a missing one or a wrong shape is an error naming
     /// the tensor (and the shape expected).
+    ///
+    /// On the CPU the flow and the decoder run as direct convolutions over
+    /// channels-last rows (`cpu_flow`, `cpu_decoder`); `PIPER_CANDLE_DECODER=1`
+    /// keeps candle's modules instead, to compare the two.
     pub fn load(vb: &VarBuilder) -> Result<Self> {
+        let candle = std::env::var("PIPER_CANDLE_DECODER").is_ok_and(|v| v == "1");
+        Self::load_with(vb, !candle)
+    }
+
+    /// [`Self::load`], with the CPU's own flow and decoder when `native_cpu`.
+    pub(crate) fn load_with(vb: &VarBuilder, native_cpu: bool) -> Result<Self> {
         let enc = TextEncoder::load(&vb.pp("enc_p"))?;
         let hidden = enc.hidden;
         let (speaker_emb, gin) = if vb.contains_tensor("emb_g.weight") {
@@ -1393,15 +1404,23 @@ impl Vits {
         if flows.is_empty() {
             return Err(Error::Config("the voice has no flow layers".into()));
         }
-        let dec = Decoder::new(Generator::load(&vb.pp("dec"), hidden, gin)?);
+        let dec = Decoder::new(Generator::load(&vb.pp("dec"), hidden, gin)?, native_cpu);
         let cpu_flow = match dec {
             Decoder::Cpu(_) => CpuFlow::new(&flows).ok(),
             Decoder::Candle(_) => None,
         };
+        // Frames of context the flow needs on each side of a window: the sum
+        // of its WaveNets' reaches, plus a margin.
+        let flow_context = flows.iter().map(|f| f.enc.reach()).sum::<usize>() + 8;
+        if cpu_flow.is_some() {
+            // Only the CPU flow runs: its packed copy is all that is kept.
+            flows.clear();
+        }
         Ok(Self {
             dp: DurationPredictor::load(&vb.pp("dp"), hidden, gin)?,
             flows,
             cpu_flow,
+            flow_context,
             dec,
             enc,
             speaker_emb,
@@ -1488,12 +1507,6 @@ impl Vits {
         Ok(z)
     }
 
-    /// Frames of context the flow needs on each side of a window: the sum of
-    /// its WaveNets' reaches, plus a margin.
-    fn flow_context(&self) -> usize {
-        self.flows.iter().map(|f| f.enc.reach()).sum::<usize>() + 8
-    }
-
     /// Audio samples per latent frame (the decoder's total upsampling).
     pub fn samples_per_frame(&self) -> usize {
         self.dec.samples_per_frame()
@@ -1510,7 +1523,7 @@ impl Vits {
         if from >= to {
             return Ok(Vec::new());
         }
-        let reach = DECODER_CONTEXT + self.flow_context();
+        let reach = DECODER_CONTEXT + self.flow_context;
         let fa = from.saturating_sub(reach);
         let fb = (to + reach).min(latent.frames);
         if let (Some(flow), Decoder::Cpu(dec)) = (&self.cpu_flow, &self.dec) {
@@ -1576,7 +1589,62 @@ impl Vits {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    /// The CPU flow and decoder against candle's modules on the real voice,
+    /// noise off, whole and in streamed pieces.
+    #[test]
+    fn the_cpu_flow_and_decoder_match_candles() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/piper/en_US-joe-medium");
+        let onnx = dir.join("en_US-joe-medium.onnx");
+        if !onnx.exists() {
+            assert!(
+                std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
+                "MODELS_REQUIRE_VOICE is set but the voice is missing"
+            );
+            eprintln!("SKIPPED: needs the voice (run scripts/fetch-models.sh)");
+            return;
+        }
+        let w = super::super::onnx::Weights::load(&onnx, &Device::Cpu).unwrap();
+        let native = Vits::load_with(&w.var_builder(&Device::Cpu), true).unwrap();
+        let candle = Vits::load_with(&w.var_builder(&Device::Cpu), false).unwrap();
+        assert!(matches!(native.dec, Decoder::Cpu(_)) && native.cpu_flow.is_some());
+        assert!(matches!(candle.dec, Decoder::Candle(_)) && candle.cpu_flow.is_none());
+        let scales = Scales {
+            noise_scale: 0.0,
+            length_scale: 1.0,
+            noise_w: 0.0,
+        };
+        // A sentence of phoneme ids in the voice's range, as ^ _ p _ … $.
+        let ids: Vec<i64> = vec![
+            1, 0, 20, 0, 121, 0, 24, 0, 122, 0, 3, 0, 32, 0, 120, 0, 121, 0, 88, 0, 3, 0, 16, 0,
+            33, 0, 3, 0, 120, 0, 74, 0, 31, 0, 3, 0, 74, 0, 31, 0, 3, 0, 59, 0, 3, 0, 32, 0, 120,
+            0, 61, 0, 31, 0, 32, 0, 10, 0, 2,
+        ];
+        let latent = native.latent(&ids, scales, None).unwrap().unwrap();
+        let want = candle.decode(&latent, 0, latent.frames()).unwrap();
+        let got = native.decode(&latent, 0, latent.frames()).unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got.len() > 10_000, "{} samples", got.len());
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "largest difference {worst}");
+        // A piece from the middle equals the same samples of the whole.
+        let spf = native.samples_per_frame();
+        let piece = native.decode(&latent, 20, 40).unwrap();
+        assert_eq!(piece.len(), 20 * spf);
+        let worst = piece
+            .iter()
+            .zip(&got[20 * spf..40 * spf])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "piece differs from the whole by {worst}");
+    }
 
     #[test]
     fn spline_inverse_undoes_forward() {
