@@ -90,13 +90,19 @@ pub(crate) struct ConvWeights {
 
 impl ConvWeights {
     /// Packs `weight(tap, ci, co)` for `taps × cin × cout` and the bias
-    /// (zero when `None`).
+    /// (zero when `None`), for `isa` (the portable tile when this CPU lacks it).
     pub(crate) fn new(
         isa: Isa,
         (taps, cin, cout): (usize, usize, usize),
         weight: impl Fn(usize, usize, usize) -> f32,
         bias: Option<&[f32]>,
     ) -> Self {
+        // Never packed for a variant this CPU cannot run: `conv` relies on it.
+        let isa = if Isa::available().contains(&isa) {
+            isa
+        } else {
+            Isa::Portable
+        };
         let nw = isa.width(cout);
         let blocks = cout.div_ceil(nw);
         let mut w = vec![0f32; blocks * taps * cin * nw];
@@ -190,7 +196,7 @@ pub(crate) fn conv(weights: &ConvWeights, io: ConvIo<'_>) -> Result<(), Bounds> 
     match weights.isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if weights.nw == 64 => {
-            // SAFETY: weights are packed for `Isa::Avx512` only when
+            // SAFETY: `ConvWeights::new` packs for `Isa::Avx512` only when
             // `Isa::available` found avx512f on this CPU.
             unsafe { avx512::conv_6x64(weights, io) }
         }
