@@ -264,163 +264,124 @@ fn check(w: &ConvWeights, io: &ConvIo<'_>) -> Result<(), Bounds> {
     Ok(())
 }
 
-/// The AVX-512 tiles. `tile` is an `unsafe fn`: it reads through raw pointers
-/// within lengths its caller ([`run`], after [`check`]) guarantees.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
+/// A module of vector convolutions for one instruction set: `$feature` to
+/// enable, `$v` the vector type of `$lanes` floats and its intrinsics, and
+/// per entry point (`$conv`) the tile: `$mr` rows × `$nv` vectors (`$nw`
+/// channels). The module's `tile` is an `unsafe fn`: it reads through raw
+/// pointers within lengths its caller ([`run`], after [`check`]) guarantees.
+macro_rules! vector_convs {
+    (
+        $module:ident, $feature:literal, $v:ty, $lanes:literal,
+        $zero:ident, $load:ident, $splat:ident, $fmadd:ident, $store:ident,
+        $(($conv:ident, $mr:literal, $nv:literal, $nw:literal)),+ $(,)?
+    ) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $module {
+            use std::arch::x86_64::*;
 
-    use super::{run, ConvIo, ConvWeights};
+            use super::{run, ConvIo, ConvWeights};
 
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) fn conv_6x64(w: &ConvWeights, io: ConvIo<'_>) {
-        let (cin, offsets) = (w.cin, io.offsets);
-        run::<6, 64>(
-            w,
-            io,
-            // SAFETY: the feature is enabled in this function (its caller
-            // checked the CPU); `run` hands over the rows and weights the
-            // taps read.
-            |wb, bias, x, out| unsafe { tile::<6, 4, 64>(wb, bias, x, cin, offsets, out) },
-            // SAFETY: as above.
-            |wb, bias, x, out| unsafe { tile::<1, 4, 64>(wb, bias, x, cin, offsets, out) },
-        );
-    }
-
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) fn conv_12x32(w: &ConvWeights, io: ConvIo<'_>) {
-        let (cin, offsets) = (w.cin, io.offsets);
-        run::<12, 32>(
-            w,
-            io,
-            // SAFETY: the feature is enabled in this function (its caller
-            // checked the CPU); `run` hands over the rows and weights the
-            // taps read.
-            |wb, bias, x, out| unsafe { tile::<12, 2, 32>(wb, bias, x, cin, offsets, out) },
-            // SAFETY: as above.
-            |wb, bias, x, out| unsafe { tile::<1, 2, 32>(wb, bias, x, cin, offsets, out) },
-        );
-    }
-
-    /// `MR` rows × `NV` vectors of 16 channels. `rows` starts at the tile's
-    /// first row (tap offset 0) and holds every row the taps reach;
-    /// `wb` holds `offsets.len() × cin × NW` weights.
-    ///
-    /// # Safety
-    /// avx512f must be available, `NW == 16 * NV`, and the lengths above hold.
-    #[inline(always)]
-    unsafe fn tile<const MR: usize, const NV: usize, const NW: usize>(
-        wb: &[f32],
-        bias: &[f32; NW],
-        rows: &[f32],
-        cin: usize,
-        offsets: &[usize],
-        out: &mut [[f32; NW]; MR],
-    ) {
-        // SAFETY (whole body): loads stay inside `wb`, `bias` and `rows` by
-        // the lengths the caller checked; stores inside `out`.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-            for a in acc.iter_mut() {
-                for (v, a) in a.iter_mut().enumerate() {
-                    *a = _mm512_loadu_ps(bias.as_ptr().add(16 * v));
+            $(
+                #[target_feature(enable = $feature)]
+                pub(super) fn $conv(w: &ConvWeights, io: ConvIo<'_>) {
+                    let (cin, offsets) = (w.cin, io.offsets);
+                    run::<$mr, $nw>(
+                        w,
+                        io,
+                        // SAFETY: the feature is enabled in this function (its
+                        // caller checked the CPU); `run` hands over the rows
+                        // and weights the taps read.
+                        |wb, bias, x, out| unsafe {
+                            tile::<$mr, $nv, $nw>(wb, bias, x, cin, offsets, out)
+                        },
+                        // SAFETY: as above.
+                        |wb, bias, x, out| unsafe {
+                            tile::<1, $nv, $nw>(wb, bias, x, cin, offsets, out)
+                        },
+                    );
                 }
-            }
-            let wp = wb.as_ptr();
-            let xp = rows.as_ptr();
-            for (j, &off) in offsets.iter().enumerate() {
-                let wt = wp.add(j * cin * NW);
-                let xt = xp.add(off * cin);
-                for ci in 0..cin {
-                    let mut w = [_mm512_setzero_ps(); NV];
-                    for (v, w) in w.iter_mut().enumerate() {
-                        *w = _mm512_loadu_ps(wt.add(ci * NW + 16 * v));
+            )+
+
+            /// `MR` rows × `NV` vectors of channels. `rows` starts at the
+            /// tile's first row (tap offset 0) and holds every row the taps
+            /// reach; `wb` holds `offsets.len() × cin × NW` weights.
+            ///
+            /// # Safety
+            /// The feature must be available, `NW == lanes · NV`, and the
+            /// lengths above hold.
+            #[inline(always)]
+            unsafe fn tile<const MR: usize, const NV: usize, const NW: usize>(
+                wb: &[f32],
+                bias: &[f32; NW],
+                rows: &[f32],
+                cin: usize,
+                offsets: &[usize],
+                out: &mut [[f32; NW]; MR],
+            ) {
+                // SAFETY (whole body): loads stay inside `wb`, `bias` and
+                // `rows` by the lengths the caller checked; stores inside `out`.
+                unsafe {
+                    let mut acc: [[$v; NV]; MR] = [[$zero(); NV]; MR];
+                    for a in acc.iter_mut() {
+                        for (v, a) in a.iter_mut().enumerate() {
+                            *a = $load(bias.as_ptr().add($lanes * v));
+                        }
                     }
-                    for (m, a) in acc.iter_mut().enumerate() {
-                        let x = _mm512_set1_ps(*xt.add(m * cin + ci));
-                        for v in 0..NV {
-                            a[v] = _mm512_fmadd_ps(x, w[v], a[v]);
+                    let wp = wb.as_ptr();
+                    let xp = rows.as_ptr();
+                    for (j, &off) in offsets.iter().enumerate() {
+                        let wt = wp.add(j * cin * NW);
+                        let xt = xp.add(off * cin);
+                        for ci in 0..cin {
+                            let mut w: [$v; NV] = [$zero(); NV];
+                            for (v, w) in w.iter_mut().enumerate() {
+                                *w = $load(wt.add(ci * NW + $lanes * v));
+                            }
+                            for (m, a) in acc.iter_mut().enumerate() {
+                                let x = $splat(*xt.add(m * cin + ci));
+                                for v in 0..NV {
+                                    a[v] = $fmadd(x, w[v], a[v]);
+                                }
+                            }
+                        }
+                    }
+                    for (a, o) in acc.iter().zip(out.iter_mut()) {
+                        for (v, a) in a.iter().enumerate() {
+                            $store(o.as_mut_ptr().add($lanes * v), *a);
                         }
                     }
                 }
             }
-            for (a, o) in acc.iter().zip(out.iter_mut()) {
-                for (v, a) in a.iter().enumerate() {
-                    _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
-                }
-            }
         }
-    }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+vector_convs!(
+    avx512,
+    "avx512f,fma",
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps,
+    (conv_6x64, 6, 4, 64),
+    (conv_12x32, 12, 2, 32),
+);
 
-    use super::{run, ConvIo, ConvWeights};
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn conv_6x16(w: &ConvWeights, io: ConvIo<'_>) {
-        let (cin, offsets) = (w.cin, io.offsets);
-        run::<6, 16>(
-            w,
-            io,
-            // SAFETY: the feature is enabled in this function (its caller
-            // checked the CPU); `run` hands over the rows and weights the
-            // taps read.
-            |wb, bias, x, out| unsafe { tile::<6, 2, 16>(wb, bias, x, cin, offsets, out) },
-            // SAFETY: as above.
-            |wb, bias, x, out| unsafe { tile::<1, 2, 16>(wb, bias, x, cin, offsets, out) },
-        );
-    }
-
-    /// As the AVX-512 tile, with vectors of 8 channels.
-    ///
-    /// # Safety
-    /// avx2 and fma must be available, `NW == 8 * NV`, and the lengths hold.
-    #[inline(always)]
-    unsafe fn tile<const MR: usize, const NV: usize, const NW: usize>(
-        wb: &[f32],
-        bias: &[f32; NW],
-        rows: &[f32],
-        cin: usize,
-        offsets: &[usize],
-        out: &mut [[f32; NW]; MR],
-    ) {
-        // SAFETY (whole body): as in the AVX-512 tile.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-            for a in acc.iter_mut() {
-                for (v, a) in a.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(bias.as_ptr().add(8 * v));
-                }
-            }
-            let wp = wb.as_ptr();
-            let xp = rows.as_ptr();
-            for (j, &off) in offsets.iter().enumerate() {
-                let wt = wp.add(j * cin * NW);
-                let xt = xp.add(off * cin);
-                for ci in 0..cin {
-                    let mut w = [_mm256_setzero_ps(); NV];
-                    for (v, w) in w.iter_mut().enumerate() {
-                        *w = _mm256_loadu_ps(wt.add(ci * NW + 8 * v));
-                    }
-                    for (m, a) in acc.iter_mut().enumerate() {
-                        let x = _mm256_set1_ps(*xt.add(m * cin + ci));
-                        for v in 0..NV {
-                            a[v] = _mm256_fmadd_ps(x, w[v], a[v]);
-                        }
-                    }
-                }
-            }
-            for (a, o) in acc.iter().zip(out.iter_mut()) {
-                for (v, a) in a.iter().enumerate() {
-                    _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
-                }
-            }
-        }
-    }
-}
+vector_convs!(
+    avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps,
+    (conv_6x16, 6, 2, 16),
+);
 
 /// The convolution with tiles of `MR` rows × `NW` channels. `tile` computes
 /// `MR` rows and `one` a single row, both from the bias, given the weight
