@@ -409,55 +409,6 @@ impl RelAttention {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            return self.forward_cpu(x);
-        }
-        let (b, c, t) = x.dims3()?;
-        let kc = c / self.heads;
-        let split = |y: Tensor| -> Result<Tensor> {
-            Ok(y.reshape((b, self.heads, kc, t))?
-                .transpose(2, 3)?
-                .contiguous()?)
-        };
-        let scale = 1.0 / (kc as f64).sqrt();
-        let q = (split(self.q.forward(x)?)? * scale)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
-        let mut scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?; // [b,h,t,t]
-        let (rel_idx, rel_valid) = relative_index(t, self.window, x.device())?;
-        // q · Ek for every offset in the window: [b,h,t,2w+1], then placed on the diagonals.
-        let rel_logits = q.broadcast_matmul(&self.rel_k.t()?.contiguous()?)?;
-        let gathered = rel_logits.contiguous()?.gather(
-            &rel_idx.broadcast_as((b, self.heads, t, t))?.contiguous()?,
-            3,
-        )?;
-        scores = (scores + gathered.broadcast_mul(&rel_valid)?)?;
-        let p = candle_nn::ops::softmax_last_dim(&scores)?;
-        let mut out = p.matmul(&v)?; // [b,h,t,kc]
-                                     // Attention weights by offset: [b,h,t,2w+1].
-        let (abs_idx, abs_valid) = absolute_index(t, self.window, x.device())?;
-        let span = 2 * self.window + 1;
-        let rel_w = p
-            .gather(
-                &abs_idx
-                    .broadcast_as((b, self.heads, t, span))?
-                    .contiguous()?,
-                3,
-            )?
-            .broadcast_mul(&abs_valid)?;
-        out = (out + rel_w.broadcast_matmul(&self.rel_v)?)?;
-        let out = out.transpose(2, 3)?.contiguous()?.reshape((b, c, t))?;
-        self.o.forward(&out)
-    }
-}
-
-impl RelAttention {
-    /// [`Self::forward`] on the CPU: the two products through candle's
-    /// matrix multiply, the relative-position terms, the softmax and the
-    /// weighted relative values as loops over each row's window, without
-    /// the `[t, t]` index tensors and gathers (which took most of the text
-    /// encoder's time on long sentences).
-    fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, t) = x.dims3()?;
         let kc = c / self.heads;
         let split = |y: Tensor| -> Result<Tensor> {
@@ -470,6 +421,49 @@ impl RelAttention {
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
         let scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?; // [b,h,t,t]
+        let out = if x.device().is_cpu() && x.dtype() == DType::F32 {
+            self.relative_cpu(&q, &scores, &v)?
+        } else {
+            self.relative(&q, &scores, &v)?
+        };
+        let out = out.transpose(2, 3)?.contiguous()?.reshape((b, c, t))?;
+        self.o.forward(&out)
+    }
+
+    /// The attention's output (`[b,h,t,kc]`) from `q` (scaled), `q·kᵀ` and
+    /// `v`, adding the relative-position terms through `[t, t]` index tensors.
+    fn relative(&self, q: &Tensor, scores: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (b, _, t, _) = q.dims4()?;
+        let (rel_idx, rel_valid) = relative_index(t, self.window, q.device())?;
+        // q · Ek for every offset in the window: [b,h,t,2w+1], then placed on the diagonals.
+        let rel_logits = q.broadcast_matmul(&self.rel_k.t()?.contiguous()?)?;
+        let gathered = rel_logits.contiguous()?.gather(
+            &rel_idx.broadcast_as((b, self.heads, t, t))?.contiguous()?,
+            3,
+        )?;
+        let scores = (scores + gathered.broadcast_mul(&rel_valid)?)?;
+        let p = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = p.matmul(v)?; // [b,h,t,kc]
+                                // Attention weights by offset: [b,h,t,2w+1].
+        let (abs_idx, abs_valid) = absolute_index(t, self.window, q.device())?;
+        let span = 2 * self.window + 1;
+        let rel_w = p
+            .gather(
+                &abs_idx
+                    .broadcast_as((b, self.heads, t, span))?
+                    .contiguous()?,
+                3,
+            )?
+            .broadcast_mul(&abs_valid)?;
+        Ok((out + rel_w.broadcast_matmul(&self.rel_v)?)?)
+    }
+
+    /// [`Self::relative`] on the CPU: the relative-position terms, the
+    /// softmax and the weighted relative values as loops over each row's
+    /// window, without the `[t, t]` index tensors and gathers (which took
+    /// most of the text encoder's time on long sentences).
+    fn relative_cpu(&self, q: &Tensor, scores: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (b, h, t, kc) = q.dims4()?;
         let mut p: Vec<f32> = scores.flatten_all()?.to_vec1()?;
         let qs: Vec<f32> = q.flatten_all()?.to_vec1()?;
         let ek: Vec<f32> = self.rel_k.flatten_all()?.to_vec1()?;
@@ -488,8 +482,8 @@ impl RelAttention {
                 }
                 super::cpu_math::softmax_in_place(row);
             });
-        let probs = Tensor::from_vec(p, (b, self.heads, t, t), x.device())?;
-        let mut out: Vec<f32> = probs.matmul(&v)?.flatten_all()?.to_vec1()?; // [b,h,t,kc]
+        let probs = Tensor::from_vec(p, (b, h, t, t), q.device())?;
+        let mut out: Vec<f32> = probs.matmul(v)?.flatten_all()?.to_vec1()?; // [b,h,t,kc]
         let p: Vec<f32> = probs.flatten_all()?.to_vec1()?;
         out.par_chunks_mut(kc.max(1))
             .zip(p.par_chunks(t.max(1)))
@@ -504,11 +498,7 @@ impl RelAttention {
                     }
                 }
             });
-        let out = Tensor::from_vec(out, (b, self.heads, t, kc), x.device())?
-            .transpose(2, 3)?
-            .contiguous()?
-            .reshape((b, c, t))?;
-        self.o.forward(&out)
+        Ok(Tensor::from_vec(out, (b, h, t, kc), q.device())?)
     }
 }
 
