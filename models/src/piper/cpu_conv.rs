@@ -21,6 +21,9 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::cpu_math::dot;
+use super::vits::Conv1d;
+
 /// The vector instructions a convolution runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Isa {
@@ -156,6 +159,54 @@ impl ConvWeights {
     /// Output channels.
     pub(crate) fn cout(&self) -> usize {
         self.cout
+    }
+}
+
+/// A candle convolution's weights on the host: `[cout, cin, k]` row-major,
+/// the bias, and the dimensions.
+pub(crate) struct Host {
+    pub w: Vec<f32>,
+    pub b: Option<Vec<f32>>,
+    pub dims: (usize, usize, usize),
+}
+
+impl Host {
+    pub(crate) fn new(c: &Conv1d) -> Result<Self, crate::Error> {
+        let dims = c.w.dims3()?;
+        let w = c.w.flatten_all()?.to_vec1()?;
+        let b = match &c.b {
+            Some(b) => Some(b.to_vec1()?),
+            None => None,
+        };
+        Ok(Self { w, b, dims })
+    }
+}
+
+/// A speaker conditioning: a 1×1 convolution applied to the speaker
+/// embedding, constant in time, so computed once per call as `b + W·g`.
+#[derive(Debug, Clone)]
+pub(crate) struct Conditioning {
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Conditioning {
+    pub(crate) fn new(c: &Conv1d) -> Result<Self, crate::Error> {
+        let Host { w, b, dims } = Host::new(c)?;
+        Ok(Self {
+            w,
+            b: b.unwrap_or_else(|| vec![0.0; dims.0]),
+        })
+    }
+
+    /// `b + W·g` for the embedding `g`.
+    pub(crate) fn at(&self, g: &[f32]) -> Vec<f32> {
+        let gin = g.len().max(1);
+        self.b
+            .iter()
+            .zip(self.w.chunks_exact(gin))
+            .map(|(b, w)| b + dot(w, g))
+            .collect()
     }
 }
 

@@ -16,8 +16,8 @@ use std::cell::RefCell;
 use candle_core::Tensor;
 use rayon::prelude::*;
 
-use super::cpu_conv::{conv, leaky_into, ConvIo, ConvWeights, Isa};
-use super::cpu_math::tanh_in_place;
+use super::cpu_conv::{conv, leaky_into, Conditioning, ConvIo, ConvWeights, Host, Isa};
+use super::cpu_math::{dot, tanh_in_place};
 use super::vits::{Conv1d, Generator, ResBlock};
 use crate::Error;
 
@@ -42,19 +42,15 @@ struct Same {
 
 impl Same {
     fn from_conv(isa: Isa, c: &Conv1d) -> Result<Self> {
-        let (cout, cin, k) = c.w.dims3()?;
+        let (_, _, k) = c.w.dims3()?;
         if c.groups != 1 || 2 * c.padding != (k - 1) * c.dilation {
             return Err(Error::Config(
                 "the CPU decoder takes only ungrouped \"same\" convolutions".into(),
             ));
         }
-        let w: Vec<f32> = c.w.flatten_all()?.to_vec1()?;
-        let bias: Option<Vec<f32>> = match &c.b {
-            Some(b) => Some(b.to_vec1()?),
-            None => None,
-        };
+        let host = Host::new(c)?;
         Ok(Self {
-            w: ConvWeights::conv1d(isa, &w, (cout, cin, k), bias.as_deref()),
+            w: ConvWeights::conv1d(isa, &host.w, host.dims, host.b.as_deref()),
             offsets: (0..k).map(|j| j * c.dilation).collect(),
             pad: c.padding,
         })
@@ -128,8 +124,8 @@ struct Stage {
 #[derive(Debug, Clone)]
 pub(crate) struct CpuGenerator {
     pre: Same,
-    /// The speaker conditioning: weight `[cout, gin]` and bias.
-    cond: Option<(Vec<f32>, Vec<f32>)>,
+    /// The speaker conditioning, added to every row after `pre`.
+    cond: Option<Conditioning>,
     stages: Vec<Stage>,
     /// The last convolution to one channel: `[k][cin]` weights and bias.
     post: (Vec<f32>, f32, usize),
@@ -141,18 +137,7 @@ impl CpuGenerator {
     pub(crate) fn new(g: &Generator) -> Result<Self> {
         let isa = Isa::detect();
         let pre = Same::from_conv(isa, &g.pre)?;
-        let cond = match &g.cond {
-            Some(c) => {
-                let (cout, gin, _) = c.w.dims3()?;
-                let w: Vec<f32> = c.w.reshape((cout, gin))?.flatten_all()?.to_vec1()?;
-                let b = match &c.b {
-                    Some(b) => b.to_vec1()?,
-                    None => vec![0.0; cout],
-                };
-                Some((w, b))
-            }
-            None => None,
-        };
+        let cond = g.cond.as_ref().map(Conditioning::new).transpose()?;
         let mut stages = Vec::new();
         for (up, blocks) in g.ups.iter().zip(&g.blocks) {
             let (cin, cout, k) = up.w.dims3()?;
@@ -295,21 +280,7 @@ impl CpuGenerator {
             })?;
         // The speaker conditioning is constant in time.
         let bias = match (&self.cond, g) {
-            (Some((w, b)), Some(g)) => {
-                let gin = g.len();
-                Some(
-                    b.iter()
-                        .enumerate()
-                        .map(|(co, b)| {
-                            b + w[co * gin..][..gin]
-                                .iter()
-                                .zip(g)
-                                .map(|(w, x)| w * x)
-                                .sum::<f32>()
-                        })
-                        .collect::<Vec<f32>>(),
-                )
-            }
+            (Some(c), Some(g)) => Some(c.at(g)),
             _ => None,
         };
         for row in cur[PAD * ch..(PAD + frames) * ch].chunks_exact_mut(ch) {
@@ -352,25 +323,6 @@ impl CpuGenerator {
         });
         Ok(audio)
     }
-}
-
-/// `Σ a[i]·b[i]` in 16 lanes.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let mut ca = a.chunks_exact(16);
-    let mut cb = b.chunks_exact(16);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 thread_local! {

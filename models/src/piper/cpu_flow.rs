@@ -9,9 +9,9 @@
 
 use rayon::prelude::*;
 
-use super::cpu_conv::{par_conv, ConvWeights, Isa};
+use super::cpu_conv::{par_conv, Conditioning, ConvWeights, Host, Isa};
 use super::cpu_math::gated_tanh;
-use super::vits::{Conv1d, CouplingLayer};
+use super::vits::CouplingLayer;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -32,8 +32,8 @@ struct Coupling {
     /// `pre` over all channels of a row (zero weights past the first half).
     pre: ConvWeights,
     layers: Vec<Layer>,
-    /// The speaker conditioning of every layer: `[2·hidden·layers, gin]` and bias.
-    cond: Option<(Vec<f32>, Vec<f32>)>,
+    /// The speaker conditioning of every layer (`2·hidden` values each).
+    cond: Option<Conditioning>,
     /// `-post`.
     post: ConvWeights,
     hidden: usize,
@@ -45,23 +45,6 @@ struct Coupling {
 pub(crate) struct CpuFlow {
     layers: Vec<Coupling>,
     channels: usize,
-}
-
-/// A convolution's weights on the host: `[cout, cin, k]`, bias, dimensions.
-struct Host {
-    w: Vec<f32>,
-    b: Option<Vec<f32>>,
-    dims: (usize, usize, usize),
-}
-
-fn weights(c: &Conv1d) -> Result<Host> {
-    let dims = c.w.dims3()?;
-    let w = c.w.flatten_all()?.to_vec1()?;
-    let b = match &c.b {
-        Some(b) => Some(b.to_vec1()?),
-        None => None,
-    };
-    Ok(Host { w, b, dims })
 }
 
 impl CpuFlow {
@@ -78,7 +61,7 @@ impl CpuFlow {
                 w,
                 b,
                 dims: (cout, cin, _),
-            } = weights(&f.pre)?;
+            } = Host::new(&f.pre)?;
             let pre = ConvWeights::new(
                 isa,
                 (1, 2 * half, cout),
@@ -89,7 +72,7 @@ impl CpuFlow {
                 w,
                 b,
                 dims: (cout, cin, _),
-            } = weights(&f.post)?;
+            } = Host::new(&f.post)?;
             let neg_b: Option<Vec<f32>> = b.map(|b| b.iter().map(|v| -v).collect());
             let post = ConvWeights::new(
                 isa,
@@ -105,13 +88,13 @@ impl CpuFlow {
                         "a WaveNet layer the CPU flow does not take".into(),
                     ));
                 }
-                let Host { w, b, dims } = weights(inl)?;
+                let Host { w, b, dims } = Host::new(inl)?;
                 let gate = ConvWeights::conv1d(isa, &w, dims, b.as_deref());
                 let Host {
                     w,
                     b,
                     dims: (cout, cin, _),
-                } = weights(rs)?;
+                } = Host::new(rs)?;
                 let b = b.unwrap_or_else(|| vec![0.0; cout]);
                 let part = |from: usize| {
                     ConvWeights::new(
@@ -134,17 +117,7 @@ impl CpuFlow {
                     skip,
                 });
             }
-            let cond = match &f.enc.cond {
-                Some(c) => {
-                    let Host {
-                        w,
-                        b,
-                        dims: (cout, _, _),
-                    } = weights(c)?;
-                    Some((w, b.unwrap_or_else(|| vec![0.0; cout])))
-                }
-                None => None,
-            };
+            let cond = f.enc.cond.as_ref().map(Conditioning::new).transpose()?;
             layers.push(Coupling {
                 pre,
                 layers: wl,
@@ -186,18 +159,7 @@ impl Coupling {
         let mut acts = vec![0f32; rows * h];
         par_conv(&self.pre, z, 0, &[0], rows, &mut x[pad * h..], h, false)?;
         let cond: Option<Vec<f32>> = match (&self.cond, g) {
-            (Some((w, b)), Some(g)) => Some(
-                b.iter()
-                    .enumerate()
-                    .map(|(co, b)| {
-                        b + w[co * g.len()..][..g.len()]
-                            .iter()
-                            .zip(g)
-                            .map(|(w, x)| w * x)
-                            .sum::<f32>()
-                    })
-                    .collect(),
-            ),
+            (Some(c), Some(g)) => Some(c.at(g)),
             _ => None,
         };
         for (i, l) in self.layers.iter().enumerate() {

@@ -477,8 +477,7 @@ impl RelAttention {
                 let i = r % t;
                 let (j0, j1) = window(i);
                 for (j, s) in row.iter_mut().enumerate().take(j1).skip(j0) {
-                    let e = &ek[(j + w - i) * kc..][..kc];
-                    *s += qi.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
+                    *s += super::cpu_math::dot(qi, &ek[(j + w - i) * kc..][..kc]);
                 }
                 super::cpu_math::softmax_in_place(row);
             });
@@ -1516,18 +1515,22 @@ impl Vits {
         let reach = DECODER_CONTEXT + self.flow_context;
         let fa = from.saturating_sub(reach);
         let fb = (to + reach).min(latent.frames);
-        if let (Some(flow), Decoder::Cpu(dec)) = (&self.cpu_flow, &self.dec) {
-            return self.decode_cpu(flow, dec, latent, (fa, fb), (from, to));
-        }
-        let z = self.flow(latent, fa, fb)?;
         let a = from.saturating_sub(DECODER_CONTEXT);
         let b = (to + DECODER_CONTEXT).min(latent.frames);
-        let z = if a == fa && b == fb {
-            z
-        } else {
-            z.narrow(2, a - fa, b - a)?.contiguous()?
+        let mut audio = match (&self.cpu_flow, &self.dec) {
+            (Some(flow), Decoder::Cpu(dec)) => {
+                Self::decode_cpu(flow, dec, latent, (fa, fb), (a, b))?
+            }
+            _ => {
+                let z = self.flow(latent, fa, fb)?;
+                let z = if a == fa && b == fb {
+                    z
+                } else {
+                    z.narrow(2, a - fa, b - a)?.contiguous()?
+                };
+                self.dec.forward(&z, latent.g.as_ref())?
+            }
         };
-        let mut audio = self.dec.forward(&z, latent.g.as_ref())?;
         let spf = self.samples_per_frame();
         let start = ((from - a) * spf).min(audio.len());
         let len = ((to - from) * spf).min(audio.len() - start);
@@ -1536,15 +1539,14 @@ impl Vits {
         Ok(audio)
     }
 
-    /// [`Self::decode`] on the CPU: the flow over latent frames `fa..fb`,
-    /// the decoder over `from..to` and its context.
+    /// The audio of latent frames `a..b` on the CPU: the flow over frames
+    /// `fa..fb` (which hold `a..b` and the flow's context), then the decoder.
     fn decode_cpu(
-        &self,
         flow: &CpuFlow,
         dec: &CpuGenerator,
         latent: &Latent,
         (fa, fb): (usize, usize),
-        (from, to): (usize, usize),
+        (a, b): (usize, usize),
     ) -> Result<Vec<f32>> {
         let c = latent.z.dim(1)?;
         let mut z: Vec<f32> = latent
@@ -1560,15 +1562,7 @@ impl Vits {
             None => None,
         };
         flow.reverse(&mut z, fb - fa, g.as_deref())?;
-        let a = from.saturating_sub(DECODER_CONTEXT);
-        let b = (to + DECODER_CONTEXT).min(latent.frames);
-        let mut audio = dec.forward_rows(&z[(a - fa) * c..(b - fa) * c], b - a, g.as_deref())?;
-        let spf = self.samples_per_frame();
-        let start = ((from - a) * spf).min(audio.len());
-        let len = ((to - from) * spf).min(audio.len() - start);
-        audio.truncate(start + len);
-        audio.drain(..start);
-        Ok(audio)
+        dec.forward_rows(&z[(a - fa) * c..(b - fa) * c], b - a, g.as_deref())
     }
 
     /// The device the network runs on.
