@@ -45,9 +45,10 @@ fn parse_list<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<Vec<T
         .collect()
 }
 
-fn read_wav(path: &PathBuf, what: &str) -> anyhow::Result<models::wav::Decoded> {
+fn read_wav(path: &PathBuf, what: &str) -> anyhow::Result<models::audio::wav::Decoded> {
     let bytes = std::fs::read(path).with_context(|| format!("{what} {}", path.display()))?;
-    models::wav::read_wav_mono(&bytes, 600.0).with_context(|| format!("{what} {}", path.display()))
+    models::audio::wav::read_wav_mono(&bytes, 600.0)
+        .with_context(|| format!("{what} {}", path.display()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -170,7 +171,7 @@ fn main() -> anyhow::Result<()> {
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     std::fs::write(
         &out,
-        models::wav::wav_i16_gain(&result.samples, SAMPLE_RATE, 1.0)?,
+        models::audio::wav::wav_i16_gain(&result.samples, SAMPLE_RATE, 1.0)?,
     )
     .with_context(|| format!("--out {}", out.display()))?;
     if let Some(path) = codes_out {

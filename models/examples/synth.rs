@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let ms = times[times.len() / 2];
     let rate = voice.info().sample_rate;
-    std::fs::write(&out, models::wav::wav_i16(&samples, rate)?)
+    std::fs::write(&out, models::audio::wav::wav_i16(&samples, rate)?)
         .with_context(|| format!("writing {}", out.display()))?;
     let audio_s = samples.len() as f64 / f64::from(rate);
     println!(

@@ -3,9 +3,11 @@
 //! [`Capabilities`], and [`Controls::check`] refuses a control it does not
 //! honour, naming it and what the engine supports.
 //!
-//! Two engines are planned behind it: Piper's VITS ([`crate::piper`], which
-//! implements [`Engine`] for [`crate::Voice`]) and IndexTTS2
-//! ([`crate::indextts2`], whose pipeline is not assembled yet).
+//! Three engines sit behind it: Piper's VITS ([`crate::piper`], which
+//! implements [`Engine`] for [`crate::Voice`]), IndexTTS2
+//! ([`crate::indextts2`]) and FastSpeech2 with MB-MelGAN
+//! ([`crate::fastspeech2`]). Each declares the languages it speaks
+//! ([`Capabilities::languages`]), by the script it reads.
 //!
 //! ```no_run
 //! use models::engine::{Controls, Engine, Request};
@@ -24,6 +26,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::text::script::Script;
 use crate::{Error, VoiceInfo};
 
 /// A synthesis engine with a loaded voice: text plus controls in, PCM out.
@@ -128,6 +131,11 @@ pub struct Controls {
     pub num_beams: Option<u32>,
     /// Most mel tokens generated per segment (IndexTTS2).
     pub max_mel_tokens: Option<u32>,
+    /// Pitch multiplier, 1 for the voice's own (FastSpeech2).
+    pub pitch: Option<f32>,
+    /// Energy (loudness contour) multiplier, 1 for the voice's own
+    /// (FastSpeech2).
+    pub energy: Option<f32>,
 }
 
 impl Controls {
@@ -157,6 +165,51 @@ impl Controls {
             Control::RepetitionPenalty => self.repetition_penalty.is_some(),
             Control::NumBeams => self.num_beams.is_some(),
             Control::MaxMelTokens => self.max_mel_tokens.is_some(),
+            Control::Pitch => self.pitch.is_some(),
+            Control::Energy => self.energy.is_some(),
+        }
+    }
+
+    /// The controls that `caps` honours, the others unset: what a request
+    /// to one voice passes to another that speaks part of its text.
+    ///
+    /// ```
+    /// use models::engine::{Control, Controls};
+    /// # use models::engine::{Capabilities, EngineKind, Streaming};
+    /// # let caps = Capabilities { engine: EngineKind::Piper, sample_rate: 22050, num_speakers: 1,
+    /// #     speakers: vec![], reference_audio: false, emotion: Default::default(), sampling: vec![],
+    /// #     controls: vec![Control::LengthScale], streaming: Streaming::PerSegment, languages: vec![],
+    /// #     spells: vec![] };
+    /// let c = Controls { length_scale: Some(0.8), pitch: Some(1.2), ..Controls::default() };
+    /// assert_eq!(c.honoured_by(&caps).given(), vec![Control::LengthScale]);
+    /// ```
+    pub fn honoured_by(&self, caps: &Capabilities) -> Controls {
+        let keep = |c: Control| caps.supports(c);
+        Controls {
+            speaker: self.speaker.filter(|_| keep(Control::Speaker)),
+            noise_scale: self.noise_scale.filter(|_| keep(Control::NoiseScale)),
+            length_scale: self.length_scale.filter(|_| keep(Control::LengthScale)),
+            noise_w: self.noise_w.filter(|_| keep(Control::NoiseW)),
+            reference_audio: self
+                .reference_audio
+                .clone()
+                .filter(|_| keep(Control::ReferenceAudio)),
+            emotion: self.emotion.clone().filter(|_| keep(Control::Emotion)),
+            emotion_audio: self
+                .emotion_audio
+                .clone()
+                .filter(|_| keep(Control::EmotionAudio)),
+            emo_alpha: self.emo_alpha.filter(|_| keep(Control::EmoAlpha)),
+            top_k: self.top_k.filter(|_| keep(Control::TopK)),
+            top_p: self.top_p.filter(|_| keep(Control::TopP)),
+            temperature: self.temperature.filter(|_| keep(Control::Temperature)),
+            repetition_penalty: self
+                .repetition_penalty
+                .filter(|_| keep(Control::RepetitionPenalty)),
+            num_beams: self.num_beams.filter(|_| keep(Control::NumBeams)),
+            max_mel_tokens: self.max_mel_tokens.filter(|_| keep(Control::MaxMelTokens)),
+            pitch: self.pitch.filter(|_| keep(Control::Pitch)),
+            energy: self.energy.filter(|_| keep(Control::Energy)),
         }
     }
 
@@ -175,6 +228,8 @@ impl Controls {
     ///     sampling: vec![],
     ///     controls: vec![Control::Speaker, Control::NoiseScale],
     ///     streaming: Streaming::PerSegment,
+    ///     languages: vec![],
+    ///     spells: vec![],
     /// };
     /// assert!(Controls { noise_scale: Some(0.5), ..Default::default() }.check(&caps).is_ok());
     /// let err = Controls { top_k: Some(5), ..Default::default() }.check(&caps).unwrap_err();
@@ -222,11 +277,15 @@ pub enum Control {
     NumBeams,
     /// [`Controls::max_mel_tokens`].
     MaxMelTokens,
+    /// [`Controls::pitch`].
+    Pitch,
+    /// [`Controls::energy`].
+    Energy,
 }
 
 impl Control {
     /// Every control, in [`Controls`]' order.
-    pub const ALL: [Control; 14] = [
+    pub const ALL: [Control; 16] = [
         Control::Speaker,
         Control::NoiseScale,
         Control::LengthScale,
@@ -241,6 +300,8 @@ impl Control {
         Control::RepetitionPenalty,
         Control::NumBeams,
         Control::MaxMelTokens,
+        Control::Pitch,
+        Control::Energy,
     ];
 
     /// The sampling controls of an autoregressive engine.
@@ -274,6 +335,8 @@ impl Control {
             Control::RepetitionPenalty => "repetition_penalty",
             Control::NumBeams => "num_beams",
             Control::MaxMelTokens => "max_mel_tokens",
+            Control::Pitch => "pitch",
+            Control::Energy => "energy",
         }
     }
 }
@@ -293,14 +356,18 @@ pub enum EngineKind {
     /// IndexTTS2 ([`crate::indextts2`]).
     #[serde(rename = "indextts2")]
     IndexTts2,
+    /// FastSpeech2 and multi-band MelGAN ([`crate::fastspeech2`]).
+    #[serde(rename = "fastspeech2")]
+    FastSpeech2,
 }
 
 impl EngineKind {
-    /// `piper` or `indextts2`.
+    /// `piper`, `indextts2` or `fastspeech2`.
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Piper => "piper",
             EngineKind::IndexTts2 => "indextts2",
+            EngineKind::FastSpeech2 => "fastspeech2",
         }
     }
 }
@@ -362,9 +429,68 @@ pub struct Capabilities {
     pub controls: Vec<Control>,
     /// How streamed audio arrives.
     pub streaming: Streaming,
+    /// The languages the voice speaks (text in another script is not its
+    /// to read).
+    pub languages: Vec<Language>,
+    /// Scripts the voice spells letter by letter when no voice speaks them
+    /// (the Mandarin voice spells Latin letters in Mandarin syllables).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spells: Vec<Script>,
+}
+
+/// A language a voice speaks: a tag (`zh`, `en`) and the script it reads.
+///
+/// ```
+/// use models::engine::Language;
+/// use models::text::script::Script;
+/// assert_eq!(Language::of_tag("en-us"), Language { tag: "en".into(), script: Script::Latin });
+/// assert_eq!(Language::of_tag("cmn").script, Script::Han);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Language {
+    /// The language's code (ISO 639-1 where there is one), lower case.
+    pub tag: String,
+    /// The script its text is written in.
+    pub script: Script,
+}
+
+impl Language {
+    /// The language of an espeak-ng voice or locale code (`en-us`,
+    /// `zh_CN`, `cmn`, `ru`), with the script its text is written in.
+    pub fn of_tag(code: &str) -> Self {
+        use crate::text::script::OtherScript as O;
+        let base = code
+            .split(['-', '_'])
+            .next()
+            .unwrap_or(code)
+            .to_ascii_lowercase();
+        let (tag, script) = match base.as_str() {
+            "zh" | "cmn" | "yue" | "hak" => ("zh", Script::Han),
+            "ru" | "uk" | "bg" | "sr" | "mk" | "be" | "kk" | "ky" | "mn" | "tt" => {
+                (base.as_str(), Script::Other(O::Cyrillic))
+            }
+            "el" | "grc" => (base.as_str(), Script::Other(O::Greek)),
+            "ar" | "fa" | "ur" => (base.as_str(), Script::Other(O::Arabic)),
+            "he" | "yi" => (base.as_str(), Script::Other(O::Hebrew)),
+            "ja" => ("ja", Script::Other(O::Kana)),
+            "ko" => ("ko", Script::Other(O::Hangul)),
+            "th" => ("th", Script::Other(O::Thai)),
+            "hi" | "ne" | "mr" => (base.as_str(), Script::Other(O::Devanagari)),
+            other => (other, Script::Latin),
+        };
+        Self {
+            tag: tag.to_owned(),
+            script,
+        }
+    }
 }
 
 impl Capabilities {
+    /// Whether the voice reads text in `script`.
+    pub fn speaks(&self, script: Script) -> bool {
+        self.languages.iter().any(|l| l.script == script)
+    }
+
     /// Whether control `c` is honoured.
     pub fn supports(&self, c: Control) -> bool {
         self.controls.contains(&c)
@@ -450,9 +576,9 @@ impl Audio {
         self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
     }
 
-    /// A 16-bit WAV file, peak-normalised as Piper does ([`crate::wav`]).
+    /// A 16-bit WAV file, peak-normalised as Piper does ([`crate::audio::wav`]).
     pub fn to_wav_i16(&self) -> Result<Vec<u8>, crate::Error> {
-        crate::wav::wav_i16(&self.samples, self.sample_rate)
+        crate::audio::wav::wav_i16(&self.samples, self.sample_rate)
     }
 }
 
@@ -489,7 +615,7 @@ impl IndexTts2Stats {
 }
 
 /// What a streamed synthesis ([`Engine::synthesize_stream`]) did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Streamed {
     /// Sentences synthesised (all of them unless stopped).
     pub sentences: usize,
@@ -503,6 +629,12 @@ pub struct Streamed {
     pub stopped: bool,
     /// IndexTTS2's figures (`None` for other engines).
     pub indextts2: Option<IndexTts2Stats>,
+    /// The voices that spoke, by name, when several did (a mixed text,
+    /// [`crate::mixed`]); empty when the voice spoke alone.
+    pub voices: Vec<String>,
+    /// The languages spoken (tags, in order of first use), when several
+    /// voices spoke.
+    pub languages: Vec<String>,
 }
 
 #[cfg(test)]
@@ -523,6 +655,8 @@ mod tests {
             sampling: vec![Control::TopK],
             controls: controls.to_vec(),
             streaming: Streaming::PerSegment,
+            languages: vec![Language::of_tag("zh"), Language::of_tag("en")],
+            spells: vec![],
         }
     }
 
@@ -551,6 +685,8 @@ mod tests {
             repetition_penalty: Some(10.0),
             num_beams: Some(3),
             max_mel_tokens: Some(1500),
+            pitch: Some(1.1),
+            energy: Some(0.9),
         };
         assert_eq!(all.given(), Control::ALL.to_vec());
     }

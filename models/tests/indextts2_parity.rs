@@ -11,7 +11,8 @@ mod indextts2_common;
 
 use candle_core::{DType, Device, Tensor};
 use indextts2_common as fx;
-use models::indextts2::audio::{self, FbankConfig, MelConfig, Resampler};
+use models::audio::features::{self as audio, FbankConfig, MelConfig};
+use models::audio::Resampler;
 use models::indextts2::bigvgan::{kaiser_sinc_filter, BigVgan, BigVganConfig};
 use models::indextts2::campplus::{CampPlus, CampPlusConfig};
 use models::indextts2::dit::{Dit, DitConfig};

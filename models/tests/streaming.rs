@@ -68,8 +68,8 @@ fn pieces_hold_the_samples_of_the_whole_decode() {
         assert!(max_diff <= 1e-5, "{text}: max |diff| {max_diff}");
         // The same samples after 16-bit conversion.
         assert_eq!(
-            models::wav::to_i16_gain(&whole, 1.3),
-            models::wav::to_i16_gain(&streamed, 1.3),
+            models::audio::wav::to_i16_gain(&whole, 1.3),
+            models::audio::wav::to_i16_gain(&streamed, 1.3),
             "{text}"
         );
         if whole.len() > 256 * models::SPLIT_OVER_FRAMES {
@@ -110,7 +110,7 @@ fn the_calibrated_gain_keeps_speech_loud_and_rarely_clips() {
         )
         .expect("synthesize")
         .samples;
-    let s16 = models::wav::to_i16_gain(&audio, gain);
+    let s16 = models::audio::wav::to_i16_gain(&audio, gain);
     let clipped = s16
         .iter()
         .filter(|&&x| x == i16::MAX || x == i16::MIN)

@@ -205,7 +205,7 @@ pub fn voiced_wav(seconds: f64, rate: u32) -> Vec<u8> {
                 .sum::<f64>() as f32
         })
         .collect();
-    models::wav::wav_i16_gain(&samples, rate, 1.0).expect("wav")
+    models::audio::wav::wav_i16_gain(&samples, rate, 1.0).expect("wav")
 }
 
 /// A run directory (PID and log files) private to one test.

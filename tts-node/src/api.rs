@@ -1,7 +1,7 @@
 //! The HTTP surface: routes in one place, shared state in an `Arc`, errors as
 //! JSON with a stable `error_code`, and one GELF event per synthesis request.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
@@ -16,43 +16,19 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::audio::Format;
-use crate::config::{valid_voice_name, Config};
+use crate::config::valid_voice_name;
 use crate::controls::{controls_for, Asked};
-use crate::engine::{Engine, Job};
+use crate::engine::Job;
 use crate::errors::{Code, NodeError};
-use crate::metrics::{Gauges, Metrics};
+use crate::language::Choice;
+use crate::metrics::Gauges;
 use crate::respond::{respond, Answer};
+use crate::state::{AppState, Ready};
 use crate::telemetry::GpuMonitor;
-use crate::voices::{LoadedVoice, Voices};
 
 tokio::task_local! {
     /// The current request's id, for error bodies.
     static REQUEST_ID: String;
-}
-
-/// What the node holds once its voices are loaded.
-pub struct Ready {
-    pub voices: Voices,
-    pub engine: Engine,
-    /// `cpu` or `cuda:0`.
-    pub device: String,
-    pub gpu: Option<GpuMonitor>,
-}
-
-/// State shared by every handler.
-pub struct AppState {
-    pub cfg: Config,
-    pub ready: OnceLock<Ready>,
-    pub metrics: Metrics,
-    pub gelf: Option<gelf_tracing::GelfHandle>,
-}
-
-impl AppState {
-    pub fn ready(&self) -> Result<&Ready, ApiError> {
-        self.ready
-            .get()
-            .ok_or_else(|| NodeError::new(Code::NotReady, "the voice is still loading"))
-    }
 }
 
 /// All routes, with the request-context middleware and the body limit.
@@ -246,6 +222,8 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
             char_count = Empty,
             voice = Empty,
             model_version = Empty,
+            language = Empty,
+            voice_choice = Empty,
         )
     } else {
         tracing::info_span!("http", request_id = %request_id, route = %route)
@@ -292,17 +270,16 @@ fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn find_voice(ready: &Ready, name: Option<&str>) -> Result<Arc<LoadedVoice>, ApiError> {
+/// The voice for `text`: the one named (checked to be a voice name, never
+/// used as a path), or one chosen by the text's script (see
+/// [`crate::language`]).
+fn find_voice(ready: &Ready, name: Option<&str>, text: &str) -> Result<Choice, ApiError> {
     if let Some(n) = name {
         if !valid_voice_name(n) {
             return Err(voice_not_found(n));
         }
     }
-    ready
-        .voices
-        .get(name)
-        .cloned()
-        .ok_or_else(|| voice_not_found(name.unwrap_or_default()))
+    crate::language::choose(&ready.voices, name, text)
 }
 
 fn voice_not_found(name: &str) -> NodeError {
@@ -343,6 +320,9 @@ pub struct TtsRequest {
     repetition_penalty: Option<f32>,
     num_beams: Option<u32>,
     max_mel_tokens: Option<u32>,
+    /// FastSpeech2 controls: multipliers of the predicted pitch and energy.
+    pitch: Option<f32>,
+    energy: Option<f32>,
 }
 
 /// The format named in a request (`default` when none).
@@ -367,7 +347,8 @@ async fn tts(State(state): State<Arc<AppState>>, body: TtsBody) -> Result<Respon
     let format = format_of(req.format.as_deref(), Format::Wav)?;
     check_text(&state, &req.text)?;
     let ready = state.ready()?;
-    let voice = find_voice(ready, req.voice.as_deref())?;
+    let choice = find_voice(ready, req.voice.as_deref(), &req.text)?;
+    let voice = Arc::clone(&choice.voice);
     let asked = Asked {
         speed: req.speed,
         noise_scale: req.noise_scale,
@@ -383,12 +364,16 @@ async fn tts(State(state): State<Arc<AppState>>, body: TtsBody) -> Result<Respon
         repetition_penalty: req.repetition_penalty,
         num_beams: req.num_beams,
         max_mel_tokens: req.max_mel_tokens,
+        pitch: req.pitch,
+        energy: req.energy,
     };
     let controls = controls_for(&voice, asked)?;
     let job = Job {
         voice,
         text: req.text,
         controls,
+        language: choice.language,
+        chosen: choice.chosen,
     };
     let answer = Answer {
         format,
@@ -423,10 +408,13 @@ pub struct OpenAiSpeech {
     repetition_penalty: Option<f32>,
     num_beams: Option<u32>,
     max_mel_tokens: Option<u32>,
+    /// FastSpeech2 controls, as in `/api/tts`.
+    pitch: Option<f32>,
+    energy: Option<f32>,
 }
 
-/// OpenAI's built-in voice names map to the node's default voice, so existing
-/// clients work unchanged.
+/// OpenAI's built-in voice names choose the voice by the text's script (the
+/// default voice for English), so existing clients work unchanged.
 const OPENAI_VOICES: [&str; 11] = [
     "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
 ];
@@ -443,7 +431,8 @@ async fn openai_speech(
         .voice
         .as_deref()
         .filter(|v| !OPENAI_VOICES.contains(&v.to_ascii_lowercase().as_str()));
-    let voice = find_voice(ready, voice_name)?;
+    let choice = find_voice(ready, voice_name, &req.input)?;
+    let voice = Arc::clone(&choice.voice);
     let asked = Asked {
         speed: req.speed,
         noise_scale: req.noise_scale,
@@ -459,12 +448,16 @@ async fn openai_speech(
         repetition_penalty: req.repetition_penalty,
         num_beams: req.num_beams,
         max_mel_tokens: req.max_mel_tokens,
+        pitch: req.pitch,
+        energy: req.energy,
     };
     let controls = controls_for(&voice, asked)?;
     let job = Job {
         voice,
         text: req.input,
         controls,
+        language: choice.language,
+        chosen: choice.chosen,
     };
     let answer = Answer {
         format,
@@ -473,12 +466,53 @@ async fn openai_speech(
     respond(Arc::clone(&state), job, answer).await
 }
 
+/// A language of a voice, for people and for the page.
+#[derive(Serialize)]
+struct LanguageView<'a> {
+    /// `zh`, `en`, …
+    tag: &'a str,
+    /// `han`, `latin`, …
+    script: models::text::script::Script,
+    /// `Chinese (Mandarin)`, `English`, …
+    name: &'static str,
+}
+
+/// A language's name for people.
+fn language_name(tag: &str) -> &'static str {
+    match tag {
+        "zh" => "Chinese (Mandarin)",
+        "en" => "English",
+        "de" => "German",
+        "fr" => "French",
+        "es" => "Spanish",
+        "it" => "Italian",
+        "ja" => "Japanese",
+        "ru" => "Russian",
+        _ => "",
+    }
+}
+
+/// Who speaks, for a voice, the words of a script it does not read.
+#[derive(Serialize)]
+struct HelperView<'a> {
+    script: models::text::script::Script,
+    voice: &'a str,
+}
+
 #[derive(Serialize)]
 struct VoiceView<'a> {
     name: &'a str,
-    /// `piper` or `indextts2`.
+    /// `piper`, `indextts2` or `fastspeech2`.
     engine: models::EngineKind,
+    /// The voice's own language code (espeak voice or locale).
     language: &'a str,
+    /// The languages the voice speaks, with their scripts.
+    languages: Vec<LanguageView<'a>>,
+    /// What a user must know of the voice's licence, when there is something.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    licence: Option<&'a str>,
+    /// Voices that speak, for this one, the words of other scripts.
+    helpers: Vec<HelperView<'a>>,
     quality: &'a str,
     sample_rate: u32,
     num_speakers: usize,
@@ -520,6 +554,24 @@ async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
                 name: &v.name,
                 engine: caps.engine,
                 language: &info.language,
+                languages: caps
+                    .languages
+                    .iter()
+                    .map(|l| LanguageView {
+                        tag: &l.tag,
+                        script: l.script,
+                        name: language_name(&l.tag),
+                    })
+                    .collect(),
+                licence: info.licence.as_deref(),
+                helpers: v
+                    .helpers()
+                    .iter()
+                    .map(|(script, voice)| HelperView {
+                        script: *script,
+                        voice,
+                    })
+                    .collect(),
                 quality: &info.quality,
                 sample_rate: info.sample_rate,
                 num_speakers: info.num_speakers,
@@ -609,11 +661,16 @@ async fn method_not_allowed() -> NodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::metrics::Metrics;
+    use crate::voices::{LoadedVoice, Voices};
     use axum::body::Body;
     use axum::http::HeaderMap;
     use clap::Parser;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
+    use std::sync::OnceLock;
     use tower::ServiceExt;
     use tracing_subscriber::layer::SubscriberExt;
 
@@ -914,6 +971,7 @@ mod tests {
             model_version: format!("{engine}/{name}"),
             quality: "medium".into(),
             defaults: models::piper::InferenceConfig::default(),
+            licence: None,
         };
         let piper = engine == models::EngineKind::Piper;
         let caps = models::Capabilities {
@@ -941,6 +999,8 @@ mod tests {
             } else {
                 models::Streaming::PerSegment
             },
+            languages: vec![models::engine::Language::of_tag("en")],
+            spells: Vec::new(),
         };
         let seen = Arc::new(Mutex::new(Vec::new()));
         let engine = FakeEngine {

@@ -5,8 +5,8 @@
 //! clip does not decode.
 //!
 //! The API's names are the engine's, except `speed` (1 is the voice's own
-//! rate), which sets Piper's `length_scale` (the voice's default divided by
-//! the speed).
+//! rate), which sets the engine's `length_scale` (the voice's default
+//! divided by the speed: Piper's scale, FastSpeech2's duration ratio).
 
 use std::sync::Arc;
 
@@ -36,6 +36,8 @@ pub struct Asked {
     pub repetition_penalty: Option<f32>,
     pub num_beams: Option<u32>,
     pub max_mel_tokens: Option<u32>,
+    pub pitch: Option<f32>,
+    pub energy: Option<f32>,
 }
 
 /// Emotion weights in an `emotion` vector (IndexTTS2: happy, angry, sad,
@@ -55,7 +57,7 @@ pub struct Bound {
 
 /// The ranges of the numeric controls (the emotion vector's weights are
 /// each 0 to 1).
-pub const BOUNDS: [Bound; 10] = [
+pub const BOUNDS: [Bound; 12] = [
     bound("speed", Control::LengthScale, 0.25, 4.0),
     bound("noise_scale", Control::NoiseScale, 0.0, 2.0),
     bound("noise_w", Control::NoiseW, 0.0, 2.0),
@@ -66,6 +68,8 @@ pub const BOUNDS: [Bound; 10] = [
     bound("repetition_penalty", Control::RepetitionPenalty, 0.1, 20.0),
     bound("num_beams", Control::NumBeams, 1.0, 10.0),
     bound("max_mel_tokens", Control::MaxMelTokens, 1.0, 1815.0),
+    bound("pitch", Control::Pitch, 0.5, 2.0),
+    bound("energy", Control::Energy, 0.5, 2.0),
 ];
 
 const fn bound(field: &'static str, control: Control, min: f64, max: f64) -> Bound {
@@ -108,6 +112,8 @@ impl Asked {
             Control::RepetitionPenalty => self.repetition_penalty.is_some(),
             Control::NumBeams => self.num_beams.is_some(),
             Control::MaxMelTokens => self.max_mel_tokens.is_some(),
+            Control::Pitch => self.pitch.is_some(),
+            Control::Energy => self.energy.is_some(),
         };
         Control::ALL.iter().copied().filter(|c| set(*c)).collect()
     }
@@ -125,6 +131,8 @@ impl Asked {
             Control::RepetitionPenalty => self.repetition_penalty.map(f64::from),
             Control::NumBeams => self.num_beams.map(f64::from),
             Control::MaxMelTokens => self.max_mel_tokens.map(f64::from),
+            Control::Pitch => self.pitch.map(f64::from),
+            Control::Energy => self.energy.map(f64::from),
             _ => None,
         }
     }
@@ -211,6 +219,8 @@ pub fn controls_for(voice: &LoadedVoice, asked: Asked) -> Result<Controls, NodeE
         repetition_penalty: asked.repetition_penalty,
         num_beams: asked.num_beams,
         max_mel_tokens: asked.max_mel_tokens,
+        pitch: asked.pitch,
+        energy: asked.energy,
     })
 }
 
@@ -223,7 +233,7 @@ pub fn decode_clip(name: &str, b64: &str) -> Result<Clip, NodeError> {
         .map_err(|e| bad(format!("not base64 ({e})")))?;
     // Read by the models' WAV reader, which refuses a file longer than the
     // bound before decoding its samples.
-    let d = models::wav::read_wav_mono(&bytes, CLIP_SECONDS.1).map_err(|e| match e {
+    let d = models::audio::wav::read_wav_mono(&bytes, CLIP_SECONDS.1).map_err(|e| match e {
         models::Error::Audio(why) => bad(why),
         other => bad(other.to_string()),
     })?;
@@ -252,6 +262,7 @@ pub fn ranges(voice: &LoadedVoice) -> serde_json::Map<String, serde_json::Value>
             Control::LengthScale => Some(1.0),
             Control::NoiseScale => Some(f64::from(defaults.noise_scale)),
             Control::NoiseW => Some(f64::from(defaults.noise_w)),
+            Control::Pitch | Control::Energy => Some(1.0),
             _ => None,
         };
         if let (Some(d), Some(obj)) = (default, r.as_object_mut()) {

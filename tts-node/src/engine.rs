@@ -23,6 +23,10 @@ pub struct Job {
     pub text: String,
     /// Checked against the voice's capabilities when the request came in.
     pub controls: models::Controls,
+    /// The language of the text's main script in the voice (`zh`, `en`).
+    pub language: String,
+    /// How the voice was chosen.
+    pub chosen: crate::language::Chosen,
 }
 
 /// What a job sends back, in order: audio pieces (16-bit, the voice's gain
@@ -35,7 +39,7 @@ pub enum Event {
 }
 
 /// A finished synthesis.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     /// The voice's engine (`piper`, `indextts2`).
     pub engine: &'static str,
@@ -46,6 +50,11 @@ pub struct Summary {
     pub compute: Duration,
     /// IndexTTS2's figures (reference length, mel codes, stage timings).
     pub indextts2: Option<models::IndexTts2Stats>,
+    /// The voices that spoke (the request's voice, and its helpers for words
+    /// in other scripts), by name, in order of first use.
+    pub voices: Vec<String>,
+    /// The languages spoken (tags), in order of first use.
+    pub languages: Vec<String>,
 }
 
 impl Summary {
@@ -263,6 +272,8 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
         split_segments(&job.text, seg.max_chars)
     };
     let mut stats: Option<models::IndexTts2Stats> = None;
+    let mut voices: Vec<String> = Vec::new();
+    let mut languages: Vec<String> = Vec::new();
     let sample_rate = job.voice.info().sample_rate;
     let gain = job.voice.gain();
     let gap = (u64::from(sample_rate) * u64::from(seg.silence_ms) / 1000) as usize;
@@ -281,7 +292,7 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
                 late = true;
                 return ControlFlow::Break(());
             }
-            let pcm = models::wav::to_i16_gain(piece, gain);
+            let pcm = models::audio::wav::to_i16_gain(piece, gain);
             samples += pcm.len();
             if q.events.blocking_send(Event::Audio(pcm)).is_err() {
                 gone = true;
@@ -298,6 +309,16 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
         .map_err(classify)?;
         if let Some(x) = done.indextts2 {
             stats.get_or_insert_with(Default::default).add(&x);
+        }
+        for v in done.voices {
+            if !voices.contains(&v) {
+                voices.push(v);
+            }
+        }
+        for l in done.languages {
+            if !languages.contains(&l) {
+                languages.push(l);
+            }
         }
         if gone {
             return Ok(None);
@@ -317,6 +338,13 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
         }
     }
     let now = Instant::now();
+    // A voice that spoke alone reports nothing: it and the text's language.
+    if voices.is_empty() {
+        voices.push(job.voice.name.clone());
+    }
+    if languages.is_empty() && !job.language.is_empty() {
+        languages.push(job.language.clone());
+    }
     Ok(Some(Summary {
         engine: caps.engine.as_str(),
         sample_rate,
@@ -325,6 +353,8 @@ fn run(q: &Queued, seg: Segmenting, abort: &AtomicBool) -> Result<Option<Summary
         queue_wait: started - q.enqueued,
         compute: now - started,
         indextts2: stats,
+        voices,
+        languages,
     }))
 }
 

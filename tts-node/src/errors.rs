@@ -175,6 +175,18 @@ error_codes! {
         root_cause: "The request sets a control (reference_audio, emotion, emotion_audio, emo_alpha, top_k, top_p, temperature, repetition_penalty, num_beams, max_mel_tokens, or a Piper scale) that the chosen voice's engine does not honour.",
         solution: "Send only the controls in the voice's capabilities (GET /api/voices), or choose a voice whose engine honours them.",
     },
+    UnsupportedLanguage {
+        code: "UNSUPPORTED_LANGUAGE",
+        http: Some(400),
+        retry_after: false,
+        level: Error,
+        component: "api",
+        category: "client_input",
+        severity: Minor,
+        summary: "the text is in a script the chosen voice does not speak (Chinese to an English voice), or that no voice on the node speaks: the message names the voices that can",
+        root_cause: "The request names a voice that does not speak the language of its text, or the text is written in a script (Cyrillic, kana, ...) for which the node has no voice.",
+        solution: "Leave the voice out (the node picks one by the text's script) or choose one of the voices the message names; GET /api/voices lists each voice's languages.",
+    },
     BadAudio {
         code: "BAD_AUDIO",
         http: Some(400),

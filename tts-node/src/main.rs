@@ -8,9 +8,11 @@ mod config;
 mod controls;
 mod engine;
 mod errors;
+mod language;
 mod metrics;
 mod respond;
 mod segment;
+mod state;
 mod telemetry;
 mod voices;
 
@@ -20,9 +22,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::api::{AppState, Ready};
 use crate::config::{Config, DeviceChoice};
 use crate::engine::{Engine, Segmenting};
+use crate::state::{AppState, Ready};
 use crate::telemetry::GpuMonitor;
 use crate::voices::Voices;
 

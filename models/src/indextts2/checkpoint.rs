@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::audio::MelConfig;
 use super::bigvgan::BigVganConfig;
 use super::dit::DitConfig;
 use super::gpt::GptConfig;
@@ -24,6 +23,7 @@ use super::length_regulator::LengthRegulatorConfig;
 use super::semantic_codec::SemanticCodecConfig;
 use super::w2v_bert::W2vBertConfig;
 use super::{Error, Result};
+use crate::audio::features::MelConfig;
 
 /// The width of w2v-BERT's states the reference hard-codes for the GPT's
 /// conditioning encoders.

@@ -11,8 +11,9 @@
 //! written in the official layout).
 //!
 //! The blocks, in pipeline order:
-//! - [`audio`]: the torchaudio sinc resampler (22,050 → 16,000 Hz), the s2mel
-//!   mel spectrogram (`center=False`, reflect padding) and Kaldi fbank;
+//! - [`crate::audio`] (shared with the other engines): the torchaudio sinc
+//!   resampler (22,050 → 16,000 Hz), the s2mel mel spectrogram
+//!   (`center=False`, reflect padding) and Kaldi fbank;
 //! - [`w2v_bert`]: w2v-BERT 2.0's input features (SeamlessM4T feature
 //!   extractor) and conformer encoder up to `hidden_states[17]`, normalised
 //!   (the speaker and emotion conditioning `spk_cond_emb` / `emo_cond_emb`);
@@ -53,7 +54,6 @@
 
 #![warn(missing_docs)]
 
-pub mod audio;
 pub mod bigvgan;
 pub mod campplus;
 pub mod checkpoint;
@@ -105,3 +105,15 @@ pub enum Error {
 
 /// The result of IndexTTS2 operations.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<crate::Error> for Error {
+    /// The shared audio code's errors (a bad rate, a short clip) as
+    /// IndexTTS2's.
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Candle(c) => Error::Candle(c),
+            crate::Error::IndexTts2(e) => e,
+            other => Error::Config(other.to_string()),
+        }
+    }
+}

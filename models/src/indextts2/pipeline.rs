@@ -37,7 +37,6 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::audio::{self, FbankConfig, Resampler};
 use super::bigvgan::{BigVgan, BigVganConfig};
 use super::campplus::{CampPlus, CampPlusConfig};
 use super::checkpoint::{self, AuxModels, Checkpoint, IndexTts2Config};
@@ -54,6 +53,8 @@ use super::text::TextTokenizer;
 use super::w2v_bert::{self, SemanticStats, W2vBert, W2vBertConfig};
 use super::weights::{pth_var_builder, read_pth, safetensors_var_builder};
 use super::{Error, Result};
+use crate::audio::features::{self as audio, FbankConfig};
+use crate::audio::Resampler;
 
 /// The output sample rate (BigVGAN v2 22 kHz).
 pub const SAMPLE_RATE: u32 = 22_050;

@@ -41,7 +41,7 @@ use super::gpt::Sampling;
 use super::pipeline::{Emotion, IndexTts2, Options, Speaker, MAX_CLIP_SECONDS, SAMPLE_RATE};
 use crate::engine::{
     Audio, Capabilities, Clip, Control, EmotionSupport, Engine, EngineKind, IndexTts2Stats,
-    Request, Streamed, Streaming, Timings,
+    Language, Request, Streamed, Streaming, Timings,
 };
 use crate::piper::{InferenceConfig, VoiceInfo};
 use crate::Error;
@@ -140,9 +140,10 @@ impl IndexTts2Voice {
                 path: path.display().to_string(),
                 source,
             })?;
-            let d = crate::wav::read_wav_mono(&bytes, MAX_STORED_CLIP_SECONDS).map_err(|e| {
-                Error::Audio(format!("stored speaker {name} ({}): {e}", path.display()))
-            })?;
+            let d =
+                crate::audio::wav::read_wav_mono(&bytes, MAX_STORED_CLIP_SECONDS).map_err(|e| {
+                    Error::Audio(format!("stored speaker {name} ({}): {e}", path.display()))
+                })?;
             stored.push((
                 name.clone(),
                 Arc::new(Clip {
@@ -185,6 +186,8 @@ impl IndexTts2Voice {
             sampling: Control::SAMPLING.to_vec(),
             controls,
             streaming: Streaming::PerSegment,
+            languages: vec![Language::of_tag("zh"), Language::of_tag("en")],
+            spells: vec![],
         };
         let info = VoiceInfo {
             name,
@@ -195,6 +198,7 @@ impl IndexTts2Voice {
             model_version: "indextts2".into(),
             quality: "indextts2".into(),
             defaults: InferenceConfig::default(),
+            licence: None,
         };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -111,7 +111,7 @@ pub fn features(samples: &[f32], padding_value: f32, device: &Device) -> Result<
         for (r, w) in re[..WIN].iter_mut().zip(&window) {
             *r *= w;
         }
-        super::audio::fft(&mut re, &mut im);
+        crate::audio::features::fft(&mut re, &mut im);
         let power: Vec<f64> = (0..=N_FFT / 2)
             .map(|k| {
                 // Stored as complex64, then |x|² in f64.

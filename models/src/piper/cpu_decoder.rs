@@ -13,12 +13,11 @@
 
 use std::cell::RefCell;
 
-use candle_core::Tensor;
 use rayon::prelude::*;
 
-use super::cpu_conv::{conv, leaky_into, Conditioning, ConvIo, ConvWeights, Host, Isa};
-use super::cpu_math::{dot, tanh_in_place};
 use super::vits::{Conv1d, Generator, ResBlock};
+use crate::cpu::conv::{conv, leaky_into, Conditioning, ConvIo, ConvWeights, Host, Isa};
+use crate::cpu::math::{dot, tanh_in_place};
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -48,7 +47,7 @@ impl Same {
                 "the CPU decoder takes only ungrouped \"same\" convolutions".into(),
             ));
         }
-        let host = Host::new(c)?;
+        let host = Host::new(&c.w, c.b.as_ref())?;
         Ok(Self {
             w: ConvWeights::conv1d(isa, &host.w, host.dims, host.b.as_deref()),
             offsets: (0..k).map(|j| j * c.dilation).collect(),
@@ -137,7 +136,11 @@ impl CpuGenerator {
     pub(crate) fn new(g: &Generator) -> Result<Self> {
         let isa = Isa::detect();
         let pre = Same::from_conv(isa, &g.pre)?;
-        let cond = g.cond.as_ref().map(Conditioning::new).transpose()?;
+        let cond = g
+            .cond
+            .as_ref()
+            .map(|c| Conditioning::new(&c.w, c.b.as_ref()))
+            .transpose()?;
         let mut stages = Vec::new();
         for (up, blocks) in g.ups.iter().zip(&g.blocks) {
             let (cin, cout, k) = up.w.dims3()?;
@@ -228,23 +231,6 @@ impl CpuGenerator {
             stages,
             post: (post, post_b, k),
         })
-    }
-
-    /// Audio samples per latent frame.
-    pub(crate) fn samples_per_frame(&self) -> usize {
-        self.stages.iter().map(|s| s.stride).product()
-    }
-
-    /// The waveform (after tanh) of latent `z` (`[1, channels, frames]`) and
-    /// speaker embedding `g` (`[1, gin, 1]`).
-    pub(crate) fn forward(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Vec<f32>> {
-        let (_, _, frames) = z.dims3()?;
-        let rows: Vec<f32> = z.squeeze(0)?.t()?.flatten_all()?.to_vec1()?;
-        let g: Option<Vec<f32>> = match g {
-            Some(g) => Some(g.flatten_all()?.to_vec1()?),
-            None => None,
-        };
-        self.forward_rows(&rows, frames, g.as_deref())
     }
 
     /// The waveform of `frames` latent rows (channels-last) and speaker

@@ -9,9 +9,9 @@
 
 use rayon::prelude::*;
 
-use super::cpu_conv::{par_conv, Conditioning, ConvWeights, Host, Isa};
-use super::cpu_math::gated_tanh;
 use super::vits::CouplingLayer;
+use crate::cpu::conv::{par_conv, Conditioning, ConvWeights, Host, Isa};
+use crate::cpu::math::gated_tanh;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -61,7 +61,7 @@ impl CpuFlow {
                 w,
                 b,
                 dims: (cout, cin, _),
-            } = Host::new(&f.pre)?;
+            } = Host::new(&f.pre.w, f.pre.b.as_ref())?;
             let pre = ConvWeights::new(
                 isa,
                 (1, 2 * half, cout),
@@ -72,7 +72,7 @@ impl CpuFlow {
                 w,
                 b,
                 dims: (cout, cin, _),
-            } = Host::new(&f.post)?;
+            } = Host::new(&f.post.w, f.post.b.as_ref())?;
             let neg_b: Option<Vec<f32>> = b.map(|b| b.iter().map(|v| -v).collect());
             let post = ConvWeights::new(
                 isa,
@@ -88,13 +88,13 @@ impl CpuFlow {
                         "a WaveNet layer the CPU flow does not take".into(),
                     ));
                 }
-                let Host { w, b, dims } = Host::new(inl)?;
+                let Host { w, b, dims } = Host::new(&inl.w, inl.b.as_ref())?;
                 let gate = ConvWeights::conv1d(isa, &w, dims, b.as_deref());
                 let Host {
                     w,
                     b,
                     dims: (cout, cin, _),
-                } = Host::new(rs)?;
+                } = Host::new(&rs.w, rs.b.as_ref())?;
                 let b = b.unwrap_or_else(|| vec![0.0; cout]);
                 let part = |from: usize| {
                     ConvWeights::new(
@@ -117,7 +117,12 @@ impl CpuFlow {
                     skip,
                 });
             }
-            let cond = f.enc.cond.as_ref().map(Conditioning::new).transpose()?;
+            let cond = f
+                .enc
+                .cond
+                .as_ref()
+                .map(|c| Conditioning::new(&c.w, c.b.as_ref()))
+                .transpose()?;
             layers.push(Coupling {
                 pre,
                 layers: wl,
@@ -157,14 +162,34 @@ impl Coupling {
         let mut skip = vec![0f32; rows * h];
         let mut gate = vec![0f32; rows * 2 * h];
         let mut acts = vec![0f32; rows * h];
-        par_conv(&self.pre, z, 0, &[0], rows, &mut x[pad * h..], h, false)?;
+        par_conv(
+            &self.pre,
+            z,
+            0,
+            &[0],
+            rows,
+            &mut x[pad * h..],
+            h,
+            false,
+            None,
+        )?;
         let cond: Option<Vec<f32>> = match (&self.cond, g) {
             (Some(c), Some(g)) => Some(c.at(g)),
             _ => None,
         };
         for (i, l) in self.layers.iter().enumerate() {
             let offsets: Vec<usize> = l.offsets.iter().map(|o| o + pad - l.pad).collect();
-            par_conv(&l.gate, &x, 0, &offsets, rows, &mut gate, 2 * h, false)?;
+            par_conv(
+                &l.gate,
+                &x,
+                0,
+                &offsets,
+                rows,
+                &mut gate,
+                2 * h,
+                false,
+                None,
+            )?;
             let cond = cond.as_ref().map(|c| &c[i * 2 * h..(i + 1) * 2 * h]);
             let per = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
             gate.par_chunks_mut(per * 2 * h)
@@ -181,9 +206,9 @@ impl Coupling {
                     }
                 });
             if let Some(res) = &l.res {
-                par_conv(res, &acts, 0, &[0], rows, &mut x[pad * h..], h, true)?;
+                par_conv(res, &acts, 0, &[0], rows, &mut x[pad * h..], h, true, None)?;
             }
-            par_conv(&l.skip, &acts, 0, &[0], rows, &mut skip, h, true)?;
+            par_conv(&l.skip, &acts, 0, &[0], rows, &mut skip, h, true, None)?;
         }
         // The second half loses post(skip): `post` is packed negated.
         par_conv(
@@ -195,6 +220,7 @@ impl Coupling {
             &mut z[self.half..],
             c,
             true,
+            None,
         )?;
         Ok(())
     }

@@ -3,17 +3,18 @@
 //!
 //! - [`voice`]: the public voice API (load a voice directory, synthesise),
 //!   and the voice as an [`crate::Engine`];
-//! - [`vits`]: the network (text encoder, duration predictor, flow, HiFi-GAN);
-//! - `cpu_decoder`, `cpu_flow`, `cpu_conv` and `cpu_math`: the decoder and
-//!   the flow on the CPU (direct convolutions over channels-last rows,
-//!   vectorised elementwise maths, every core);
+//! - [`vits`]: the network (text encoder, duration predictor, flow, HiFi-GAN)
+//!   as candle modules;
+//! - `cpu_decoder` and `cpu_flow`: the decoder and the flow on the CPU
+//!   (direct convolutions over channels-last rows with [`crate::cpu`]'s
+//!   kernels, every core);
+//! - [`decode`]: which of the two the flow and decoder run on;
 //! - [`onnx`]: the ONNX file's initializers, under their module names;
 //! - [`phonemize`]: the text front end (espeak-ng phonemes to ids).
 
-mod cpu_conv;
 mod cpu_decoder;
 mod cpu_flow;
-mod cpu_math;
+pub mod decode;
 pub mod onnx;
 pub mod phonemize;
 pub mod vits;

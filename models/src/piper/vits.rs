@@ -14,8 +14,6 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::cpu_decoder::CpuGenerator;
-use super::cpu_flow::CpuFlow;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -477,9 +475,9 @@ impl RelAttention {
                 let i = r % t;
                 let (j0, j1) = window(i);
                 for (j, s) in row.iter_mut().enumerate().take(j1).skip(j0) {
-                    *s += super::cpu_math::dot(qi, &ek[(j + w - i) * kc..][..kc]);
+                    *s += crate::cpu::math::dot(qi, &ek[(j + w - i) * kc..][..kc]);
                 }
-                super::cpu_math::softmax_in_place(row);
+                crate::cpu::math::softmax_in_place(row);
             });
         let probs = Tensor::from_vec(p, (b, h, t, t), q.device())?;
         let mut out: Vec<f32> = probs.matmul(v)?.flatten_all()?.to_vec1()?; // [b,h,t,kc]
@@ -697,12 +695,12 @@ impl DdsConv {
 }
 
 /// GELU with the exact (erf) form. On the CPU through
-/// [`super::cpu_math::gelu_in_place`], vectorised: candle calls the library's
+/// [`crate::cpu::math::gelu_in_place`], vectorised: candle calls the library's
 /// `erff` one value at a time, which was most of the duration predictor's time.
 fn gelu(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         let mut v: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        super::cpu_math::gelu_in_place(&mut v);
+        crate::cpu::math::gelu_in_place(&mut v);
         return Ok(Tensor::from_vec(v, x.dims(), x.device())?);
     }
     Ok(x.gelu_erf()?)
@@ -1170,8 +1168,8 @@ pub(super) struct Upsample {
     pub(super) padding: usize,
 }
 
-/// HiFi-GAN as candle modules (on CUDA, and where [`CpuGenerator`] does not
-/// take the shapes).
+/// HiFi-GAN as candle modules (on CUDA, and on the CPU where the CPU
+/// decoder does not take the shapes).
 #[derive(Debug, Clone)]
 pub(super) struct Generator {
     pub(super) pre: Conv1d,
@@ -1181,43 +1179,19 @@ pub(super) struct Generator {
     pub(super) post: Conv1d,
 }
 
-/// The decoder a voice runs.
-#[derive(Debug, Clone)]
-enum Decoder {
-    Candle(Generator),
-    /// On the CPU: direct convolutions over channels-last buffers.
-    Cpu(CpuGenerator),
-}
-
-impl Decoder {
-    /// The CPU decoder on the CPU when `native` (and the shapes allow it),
-    /// else candle's.
-    fn new(g: Generator, native: bool) -> Self {
-        if g.pre.w.device().is_cpu() && native {
-            if let Ok(cpu) = CpuGenerator::new(&g) {
-                return Self::Cpu(cpu);
-            }
-        }
-        Self::Candle(g)
+impl Generator {
+    /// Audio samples per latent frame (the product of the strides).
+    pub(super) fn samples_per_frame(&self) -> usize {
+        self.ups.iter().map(|u| u.stride).product()
     }
 
-    fn samples_per_frame(&self) -> usize {
-        match self {
-            Self::Candle(g) => g.ups.iter().map(|u| u.stride).product(),
-            Self::Cpu(g) => g.samples_per_frame(),
-        }
-    }
-
-    /// The waveform of latent frames `z` (`[1, channels, frames]`).
-    fn forward(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Vec<f32>> {
-        match self {
-            Self::Candle(dec) => Ok(dec
-                .forward(z, g)?
-                .flatten_all()?
-                .to_dtype(DType::F32)?
-                .to_vec1()?),
-            Self::Cpu(dec) => dec.forward(z, g),
-        }
+    /// The waveform of latent frames `z` (`[1, channels, frames]`) as samples.
+    fn samples(&self, z: &Tensor, g: Option<&Tensor>) -> Result<Vec<f32>> {
+        Ok(self
+            .forward(z, g)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1()?)
     }
 }
 
@@ -1305,12 +1279,12 @@ impl Generator {
 pub struct Vits {
     enc: TextEncoder,
     dp: DurationPredictor,
+    /// The flow's layers (empty once a CPU copy replaces them:
+    /// [`Vits::release_flows`]).
     flows: Vec<CouplingLayer>,
-    /// The flow on the CPU, with [`Decoder::Cpu`] (`flows` is then empty).
-    cpu_flow: Option<CpuFlow>,
     /// Frames of context the flow needs on each side of a window.
     flow_context: usize,
-    dec: Decoder,
+    dec: Generator,
     speaker_emb: Option<Tensor>,
     device: Device,
 }
@@ -1339,6 +1313,30 @@ impl Latent {
     }
 }
 
+/// The frames run for a piece of a sentence (see [`Vits::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The frames asked for.
+    pub from: usize,
+    /// End (exclusive) of the frames asked for.
+    pub to: usize,
+    /// The flow's frames.
+    pub flow: (usize, usize),
+    /// The decoder's frames.
+    pub dec: (usize, usize),
+}
+
+impl Window {
+    /// The samples of `from..to` out of the decoder's output for `dec`.
+    pub fn trim(&self, mut audio: Vec<f32>, samples_per_frame: usize) -> Vec<f32> {
+        let start = ((self.from - self.dec.0) * samples_per_frame).min(audio.len());
+        let len = ((self.to - self.from) * samples_per_frame).min(audio.len() - start);
+        audio.truncate(start + len);
+        audio.drain(..start);
+        audio
+    }
+}
+
 /// Noise and speed settings of one synthesis.
 #[derive(Debug, Clone, Copy)]
 pub struct Scales {
@@ -1352,17 +1350,7 @@ impl Vits {
     /// [`super::onnx::Weights::var_builder`]), on `vb`'s device. Every tensor
     /// is shape-checked: a missing one or a wrong shape is an error naming
     /// the tensor (and the shape expected).
-    ///
-    /// On the CPU the flow and the decoder run as direct convolutions over
-    /// channels-last rows (`cpu_flow`, `cpu_decoder`); `PIPER_CANDLE_DECODER=1`
-    /// keeps candle's modules instead, to compare the two.
     pub fn load(vb: &VarBuilder) -> Result<Self> {
-        let candle = std::env::var("PIPER_CANDLE_DECODER").is_ok_and(|v| v == "1");
-        Self::load_with(vb, !candle)
-    }
-
-    /// [`Self::load`], with the CPU's own flow and decoder when `native_cpu`.
-    pub(crate) fn load_with(vb: &VarBuilder, native_cpu: bool) -> Result<Self> {
         let enc = TextEncoder::load(&vb.pp("enc_p"))?;
         let hidden = enc.hidden;
         let (speaker_emb, gin) = if vb.contains_tensor("emb_g.weight") {
@@ -1393,28 +1381,35 @@ impl Vits {
         if flows.is_empty() {
             return Err(Error::Config("the voice has no flow layers".into()));
         }
-        let dec = Decoder::new(Generator::load(&vb.pp("dec"), hidden, gin)?, native_cpu);
-        let cpu_flow = match dec {
-            Decoder::Cpu(_) => CpuFlow::new(&flows).ok(),
-            Decoder::Candle(_) => None,
-        };
+        let dec = Generator::load(&vb.pp("dec"), hidden, gin)?;
         // Frames of context the flow needs on each side of a window: the sum
         // of its WaveNets' reaches, plus a margin.
         let flow_context = flows.iter().map(|f| f.enc.reach()).sum::<usize>() + 8;
-        if cpu_flow.is_some() {
-            // Only the CPU flow runs: its packed copy is all that is kept.
-            flows.clear();
-        }
         Ok(Self {
             dp: DurationPredictor::load(&vb.pp("dp"), hidden, gin)?,
             flows,
-            cpu_flow,
             flow_context,
             dec,
             enc,
             speaker_emb,
             device: vb.device().clone(),
         })
+    }
+
+    /// The flow's layers, for a CPU copy of them.
+    pub(super) fn flows(&self) -> &[CouplingLayer] {
+        &self.flows
+    }
+
+    /// The decoder's modules, for a CPU copy of them.
+    pub(super) fn generator(&self) -> &Generator {
+        &self.dec
+    }
+
+    /// Drops the flow's candle modules once a CPU copy runs instead (they
+    /// are then never used; [`Vits::decode`] must not be called after).
+    pub(super) fn release_flows(&mut self) {
+        self.flows.clear();
     }
 
     /// Audio samples (f32, about ±1) for one sentence's phoneme ids.
@@ -1501,57 +1496,15 @@ impl Vits {
         self.dec.samples_per_frame()
     }
 
-    /// The audio of latent frames `from..to` (clamped to the latent): the
-    /// flow and the decoder run on those frames plus enough context on each
-    /// side (where the latent has it) to cover their receptive fields, so the
-    /// samples are those of the same frames when the whole sentence is run
-    /// through them. A sentence can thus be synthesised, and heard, piece by
-    /// piece.
-    pub fn decode(&self, latent: &Latent, from: usize, to: usize) -> Result<Vec<f32>> {
-        let to = to.min(latent.frames);
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let reach = DECODER_CONTEXT + self.flow_context;
-        let fa = from.saturating_sub(reach);
-        let fb = (to + reach).min(latent.frames);
-        let a = from.saturating_sub(DECODER_CONTEXT);
-        let b = (to + DECODER_CONTEXT).min(latent.frames);
-        let mut audio = match (&self.cpu_flow, &self.dec) {
-            (Some(flow), Decoder::Cpu(dec)) => {
-                Self::decode_cpu(flow, dec, latent, (fa, fb), (a, b))?
-            }
-            _ => {
-                let z = self.flow(latent, fa, fb)?;
-                let z = if a == fa && b == fb {
-                    z
-                } else {
-                    z.narrow(2, a - fa, b - a)?.contiguous()?
-                };
-                self.dec.forward(&z, latent.g.as_ref())?
-            }
-        };
-        let spf = self.samples_per_frame();
-        let start = ((from - a) * spf).min(audio.len());
-        let len = ((to - from) * spf).min(audio.len() - start);
-        audio.truncate(start + len);
-        audio.drain(..start);
-        Ok(audio)
-    }
-
-    /// The audio of latent frames `a..b` on the CPU: the flow over frames
-    /// `fa..fb` (which hold `a..b` and the flow's context), then the decoder.
-    fn decode_cpu(
-        flow: &CpuFlow,
-        dec: &CpuGenerator,
+    /// The prior sample's values as channels-last rows, frames `a..b`, and
+    /// the speaker embedding: the input of a CPU flow.
+    pub(super) fn rows(
         latent: &Latent,
-        (fa, fb): (usize, usize),
         (a, b): (usize, usize),
-    ) -> Result<Vec<f32>> {
-        let c = latent.z.dim(1)?;
-        let mut z: Vec<f32> = latent
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let z: Vec<f32> = latent
             .z
-            .narrow(2, fa, fb - fa)?
+            .narrow(2, a, b - a)?
             .squeeze(0)?
             .t()?
             .flatten_all()?
@@ -1561,8 +1514,49 @@ impl Vits {
             Some(g) => Some(g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?),
             None => None,
         };
-        flow.reverse(&mut z, fb - fa, g.as_deref())?;
-        dec.forward_rows(&z[(a - fa) * c..(b - fa) * c], b - a, g.as_deref())
+        Ok((z, g))
+    }
+
+    /// The frames to run for the audio of latent frames `from..to`: the
+    /// flow over `flow`, which holds the decoder's frames `dec` and the
+    /// flow's context; the decoder over `dec`, which holds `from..to` and
+    /// its own context (where the latent has them). `None` for no frames.
+    pub fn window(&self, latent: &Latent, from: usize, to: usize) -> Option<Window> {
+        let to = to.min(latent.frames);
+        if from >= to {
+            return None;
+        }
+        let reach = DECODER_CONTEXT + self.flow_context;
+        Some(Window {
+            from,
+            to,
+            flow: (from.saturating_sub(reach), (to + reach).min(latent.frames)),
+            dec: (
+                from.saturating_sub(DECODER_CONTEXT),
+                (to + DECODER_CONTEXT).min(latent.frames),
+            ),
+        })
+    }
+
+    /// The audio of latent frames `from..to` (clamped to the latent) through
+    /// candle's flow and decoder: they run on those frames plus enough
+    /// context on each side (see [`Vits::window`]) to cover their receptive
+    /// fields, so the samples are those of the same frames when the whole
+    /// sentence is run through them. A sentence can thus be synthesised, and
+    /// heard, piece by piece.
+    pub fn decode(&self, latent: &Latent, from: usize, to: usize) -> Result<Vec<f32>> {
+        let Some(w) = self.window(latent, from, to) else {
+            return Ok(Vec::new());
+        };
+        let ((fa, fb), (a, b)) = (w.flow, w.dec);
+        let z = self.flow(latent, fa, fb)?;
+        let z = if a == fa && b == fb {
+            z
+        } else {
+            z.narrow(2, a - fa, b - a)?.contiguous()?
+        };
+        let audio = self.dec.samples(&z, latent.g.as_ref())?;
+        Ok(w.trim(audio, self.samples_per_frame()))
     }
 
     /// The device the network runs on.
@@ -1573,62 +1567,7 @@ impl Vits {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    /// The CPU flow and decoder against candle's modules on the real voice,
-    /// noise off, whole and in streamed pieces.
-    #[test]
-    fn the_cpu_flow_and_decoder_match_candles() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/piper/en_US-joe-medium");
-        let onnx = dir.join("en_US-joe-medium.onnx");
-        if !onnx.exists() {
-            assert!(
-                std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
-                "MODELS_REQUIRE_VOICE is set but the voice is missing"
-            );
-            eprintln!("SKIPPED: needs the voice (run scripts/fetch-models.sh)");
-            return;
-        }
-        let w = super::super::onnx::Weights::load(&onnx, &Device::Cpu).unwrap();
-        let native = Vits::load_with(&w.var_builder(&Device::Cpu), true).unwrap();
-        let candle = Vits::load_with(&w.var_builder(&Device::Cpu), false).unwrap();
-        assert!(matches!(native.dec, Decoder::Cpu(_)) && native.cpu_flow.is_some());
-        assert!(matches!(candle.dec, Decoder::Candle(_)) && candle.cpu_flow.is_none());
-        let scales = Scales {
-            noise_scale: 0.0,
-            length_scale: 1.0,
-            noise_w: 0.0,
-        };
-        // A sentence of phoneme ids in the voice's range, as ^ _ p _ … $.
-        let ids: Vec<i64> = vec![
-            1, 0, 20, 0, 121, 0, 24, 0, 122, 0, 3, 0, 32, 0, 120, 0, 121, 0, 88, 0, 3, 0, 16, 0,
-            33, 0, 3, 0, 120, 0, 74, 0, 31, 0, 3, 0, 74, 0, 31, 0, 3, 0, 59, 0, 3, 0, 32, 0, 120,
-            0, 61, 0, 31, 0, 32, 0, 10, 0, 2,
-        ];
-        let latent = native.latent(&ids, scales, None).unwrap().unwrap();
-        let want = candle.decode(&latent, 0, latent.frames()).unwrap();
-        let got = native.decode(&latent, 0, latent.frames()).unwrap();
-        assert_eq!(got.len(), want.len());
-        assert!(got.len() > 10_000, "{} samples", got.len());
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-3, "largest difference {worst}");
-        // A piece from the middle equals the same samples of the whole.
-        let spf = native.samples_per_frame();
-        let piece = native.decode(&latent, 20, 40).unwrap();
-        assert_eq!(piece.len(), 20 * spf);
-        let worst = piece
-            .iter()
-            .zip(&got[20 * spf..40 * spf])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-4, "piece differs from the whole by {worst}");
-    }
 
     #[test]
     fn spline_inverse_undoes_forward() {

@@ -9,12 +9,13 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Deserialize;
 
+use super::decode::Network;
 use super::onnx::Weights;
 use super::phonemize::Phonemizer;
-use super::vits::{Scales, Vits};
+use super::vits::Scales;
 use crate::engine::{
-    Audio, Capabilities, Control, Controls, EmotionSupport, Engine, EngineKind, Request, Streamed,
-    Streaming, Timings,
+    Audio, Capabilities, Control, Controls, EmotionSupport, Engine, EngineKind, Language, Request,
+    Streamed, Streaming, Timings,
 };
 use crate::Error;
 
@@ -122,6 +123,9 @@ pub struct VoiceInfo {
     pub quality: String,
     /// Default scales from the voice config.
     pub defaults: InferenceConfig,
+    /// What a user of the voice must know about its licence (its training
+    /// data's, say), when there is something to say.
+    pub licence: Option<String>,
 }
 
 /// Synthesis settings.
@@ -155,7 +159,7 @@ impl SynthesisParams {
     /// # use models::{Controls, SynthesisParams, VoiceInfo};
     /// # let info = VoiceInfo { name: "v".into(), language: "en-us".into(), sample_rate: 22050,
     /// #     num_speakers: 1, speaker_names: vec![], model_version: "v".into(),
-    /// #     quality: "medium".into(), defaults: Default::default() };
+    /// #     quality: "medium".into(), defaults: Default::default(), licence: None };
     /// let c = Controls { noise_w: Some(0.0), ..Controls::default() };
     /// let p = SynthesisParams::from_controls(&info, &c);
     /// assert_eq!(p.noise_w, 0.0);
@@ -199,7 +203,7 @@ pub struct Voice {
     info: VoiceInfo,
     caps: Capabilities,
     phonemizer: Phonemizer,
-    vits: Vits,
+    vits: Network,
 }
 
 impl Voice {
@@ -226,7 +230,7 @@ impl Voice {
         }
         let weights = Weights::load(&onnx, device)?;
         // A missing tensor or a wrong shape is a bad voice file, named.
-        let vits = Vits::load(&weights.var_builder(device)).map_err(|e| match e {
+        let vits = Network::load(&weights.var_builder(device)).map_err(|e| match e {
             Error::Candle(c) => Error::NotPiperVoice {
                 path: weights.path().to_owned(),
                 // The message, without the backtrace RUST_BACKTRACE adds.
@@ -259,6 +263,7 @@ impl Voice {
             speaker_names: speakers.into_iter().map(|(n, _)| n).collect(),
             quality,
             defaults: config.inference.clone(),
+            licence: None,
         };
         let caps = Capabilities {
             engine: EngineKind::Piper,
@@ -274,6 +279,8 @@ impl Voice {
                 split_over_frames: SPLIT_OVER_FRAMES,
                 samples_per_frame: vits.samples_per_frame(),
             },
+            languages: vec![Language::of_tag(&config.espeak.voice)],
+            spells: vec![],
         };
         Ok(Self {
             info,

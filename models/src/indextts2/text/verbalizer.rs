@@ -485,69 +485,15 @@ fn en_supports(text: &str) -> bool {
 
 // ---------------------------------------------------------------- Chinese
 
-const ZH_DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+use crate::text::zh_numbers::{self, Liang, DIGITS as ZH_DIGITS};
 
-/// One group of four digits (`g` < 10000), without its leading zeros.
-fn zh_group(g: u64, first: bool, has_unit: bool) -> String {
-    if g == 2 && has_unit {
-        return "两".into();
-    }
-    let digits = [g / 1000, g / 100 % 10, g / 10 % 10, g % 10];
-    let units = ["千", "百", "十", ""];
-    let mut out = String::new();
-    let mut started = false;
-    let mut zero = false;
-    for (pos, (&d, unit)) in digits.iter().zip(units).enumerate() {
-        if d == 0 {
-            zero |= started;
-            continue;
-        }
-        if zero {
-            out.push('零');
-            zero = false;
-        }
-        let skip_one = first && !started && pos == 2 && d == 1;
-        if !skip_one {
-            out.push(if pos == 0 && d == 2 {
-                '两'
-            } else {
-                ZH_DIGITS[d as usize]
-            });
-        }
-        out.push_str(unit);
-        started = true;
-    }
-    out
-}
-
-/// A cardinal below 10¹² as NeMo's Chinese grammar reads it.
+/// A cardinal below 10¹² as NeMo's Chinese grammar reads it (the shared
+/// grammar of [`zh_numbers`] with NeMo's 两).
 fn zh_cardinal(n: u64) -> Option<String> {
-    if n == 0 {
-        return Some("零".into());
-    }
     if n >= 1_000_000_000_000 {
         return None;
     }
-    let groups = [
-        (n / 100_000_000, "亿"),
-        (n / 10_000 % 10_000, "万"),
-        (n % 10_000, ""),
-    ];
-    let mut out = String::new();
-    let mut zero = false;
-    for (g, unit) in groups {
-        if g == 0 {
-            zero |= !out.is_empty();
-            continue;
-        }
-        if !out.is_empty() && (zero || g < 1000) {
-            out.push('零');
-        }
-        out.push_str(&zh_group(g, out.is_empty(), !unit.is_empty()));
-        out.push_str(unit);
-        zero = false;
-    }
-    Some(out)
+    zh_numbers::cardinal(&n.to_string(), Liang::Nemo)
 }
 
 /// Digits as NeMo reads an integer: leading zeros one by one, then the

@@ -6,7 +6,7 @@
 /// (quiet output is amplified at most 100×); NaN and infinities become 0.
 ///
 /// ```
-/// let s = models::wav::to_i16(&[0.0, 0.5, -0.25]);
+/// let s = models::audio::wav::to_i16(&[0.0, 0.5, -0.25]);
 /// assert_eq!(s, vec![0, 32767, -16383]);
 /// ```
 pub fn to_i16(samples: &[f32]) -> Vec<i16> {
@@ -23,7 +23,7 @@ pub fn to_i16(samples: &[f32]) -> Vec<i16> {
 /// so a stream and a whole response get the same samples.
 ///
 /// ```
-/// assert_eq!(models::wav::to_i16_gain(&[0.5, -2.0], 1.5), vec![24575, -32768]);
+/// assert_eq!(models::audio::wav::to_i16_gain(&[0.5, -2.0], 1.5), vec![24575, -32768]);
 /// ```
 pub fn to_i16_gain(samples: &[f32], gain: f32) -> Vec<i16> {
     let scale = 32767.0 * gain;
@@ -39,7 +39,7 @@ pub fn to_i16_gain(samples: &[f32], gain: f32) -> Vec<i16> {
 /// Raw little-endian 16-bit mono PCM.
 ///
 /// ```
-/// assert_eq!(models::wav::pcm_i16_le(&[1.0]), vec![0xff, 0x7f]);
+/// assert_eq!(models::audio::wav::pcm_i16_le(&[1.0]), vec![0xff, 0x7f]);
 /// ```
 pub fn pcm_i16_le(samples: &[f32]) -> Vec<u8> {
     to_i16(samples)
@@ -51,7 +51,7 @@ pub fn pcm_i16_le(samples: &[f32]) -> Vec<u8> {
 /// A 16-bit mono WAV file (written by `hound`).
 ///
 /// ```
-/// let wav = models::wav::wav_i16(&[0.0, 0.5], 22050)?;
+/// let wav = models::audio::wav::wav_i16(&[0.0, 0.5], 22050)?;
 /// assert_eq!(&wav[..4], b"RIFF");
 /// assert_eq!(wav.len(), 44 + 4);
 /// # Ok::<(), models::Error>(())
@@ -64,7 +64,7 @@ pub fn wav_i16(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, crate::Erro
 /// without normalisation (IndexTTS2 writes `x · 32767`, clamped).
 ///
 /// ```
-/// let wav = models::wav::wav_i16_gain(&[0.5], 22050, 1.0)?;
+/// let wav = models::audio::wav::wav_i16_gain(&[0.5], 22050, 1.0)?;
 /// assert_eq!(&wav[44..], &16383i16.to_le_bytes());
 /// # Ok::<(), models::Error>(())
 /// ```
@@ -111,11 +111,11 @@ pub struct Decoded {
 /// 4–384 kHz, or more than 64 channels.
 ///
 /// ```
-/// let wav = models::wav::wav_i16(&[0.0, 0.5, -0.5], 16_000)?;
-/// let d = models::wav::read_wav_mono(&wav, 30.0)?;
+/// let wav = models::audio::wav::wav_i16(&[0.0, 0.5, -0.5], 16_000)?;
+/// let d = models::audio::wav::read_wav_mono(&wav, 30.0)?;
 /// assert_eq!(d.sample_rate, 16_000);
 /// assert_eq!(d.samples.len(), 3);
-/// assert!(models::wav::read_wav_mono(b"not a wav", 30.0).is_err());
+/// assert!(models::audio::wav::read_wav_mono(b"not a wav", 30.0).is_err());
 /// # Ok::<(), models::Error>(())
 /// ```
 pub fn read_wav_mono(bytes: &[u8], max_seconds: f64) -> Result<Decoded, crate::Error> {

@@ -1,5 +1,6 @@
 //! Direct 1-D convolutions over channels-last `f32` rows on the CPU: the
-//! kernel under the CPU decoder ([`super::cpu_decoder`]).
+//! kernel under the CPU paths of the engines (Piper's decoder and flow,
+//! MB-MelGAN).
 //!
 //! A buffer holds one row per time step, each row all of its channels. A
 //! convolution with `taps` taps reads, for output row `m`, the input rows
@@ -17,65 +18,12 @@
 //! compiler, and the only `unsafe` is the call into a function compiled for a
 //! feature after the CPU has been checked for it.
 
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
 
-use super::cpu_math::dot;
-use super::vits::Conv1d;
+use candle_core::Tensor;
 
-/// The vector instructions a convolution runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// 16 lanes of `f32`, fused multiply-add, 32 registers.
-    Avx512,
-    /// 8 lanes, fused multiply-add, 16 registers.
-    Avx2,
-    /// Whatever the target has by default; multiply then add.
-    Portable,
-}
-
-impl Isa {
-    /// The best this CPU has (checked once).
-    pub(crate) fn detect() -> Self {
-        static ISA: OnceLock<Isa> = OnceLock::new();
-        *ISA.get_or_init(|| {
-            Self::available()
-                .into_iter()
-                .next()
-                .unwrap_or(Isa::Portable)
-        })
-    }
-
-    /// Every variant this CPU can run, best first (tests run them all).
-    pub(crate) fn available() -> Vec<Self> {
-        #[allow(unused_mut)]
-        let mut v = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                v.push(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                v.push(Isa::Avx2);
-            }
-        }
-        v.push(Isa::Portable);
-        v
-    }
-
-    /// Output channels per tile for `cout` channels.
-    fn width(self, cout: usize) -> usize {
-        match self {
-            Isa::Avx512 if cout <= 32 => 32,
-            Isa::Avx512 => 64,
-            Isa::Avx2 => 16,
-            Isa::Portable => 8,
-        }
-    }
-}
+pub(crate) use super::isa::Isa;
+use super::math::dot;
 
 /// A convolution's weights, packed for one [`Isa`]: per block of `nw` output
 /// channels, per tap, per input channel, `nw` weights (zero past `cout`);
@@ -171,10 +119,10 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(c: &Conv1d) -> Result<Self, crate::Error> {
-        let dims = c.w.dims3()?;
-        let w = c.w.flatten_all()?.to_vec1()?;
-        let b = match &c.b {
+    pub(crate) fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self, crate::Error> {
+        let dims = weight.dims3()?;
+        let w = weight.flatten_all()?.to_vec1()?;
+        let b = match bias {
             Some(b) => Some(b.to_vec1()?),
             None => None,
         };
@@ -191,8 +139,8 @@ pub(crate) struct Conditioning {
 }
 
 impl Conditioning {
-    pub(crate) fn new(c: &Conv1d) -> Result<Self, crate::Error> {
-        let Host { w, b, dims } = Host::new(c)?;
+    pub(crate) fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self, crate::Error> {
+        let Host { w, b, dims } = Host::new(weight, bias)?;
         Ok(Self {
             w,
             b: b.unwrap_or_else(|| vec![0.0; dims.0]),
@@ -537,8 +485,8 @@ fn portable_tile<const MR: usize, const NW: usize>(
     *out = acc;
 }
 
-/// A convolution over `rows` output rows (`out` rows `out_stride` apart),
-/// the rows split across the cores.
+/// A convolution over `rows` output rows (`out` rows `out_stride` apart,
+/// `resid` rows added when given), the rows split across the cores.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn par_conv(
     w: &ConvWeights,
@@ -549,6 +497,7 @@ pub(crate) fn par_conv(
     out: &mut [f32],
     out_stride: usize,
     accumulate: bool,
+    resid: Option<(&[f32], usize)>,
 ) -> Result<(), Bounds> {
     if rows == 0 {
         return Ok(());
@@ -564,6 +513,13 @@ pub(crate) fn par_conv(
             if out.len() < (n - 1) * out_stride + cout {
                 return Err(Bounds("output too small for its rows".into()));
             }
+            let resid = match resid {
+                Some((r, stride)) => match r.get(m0 * stride..) {
+                    Some(r) => Some((r, stride)),
+                    None => return Err(Bounds("residual too small for its rows".into())),
+                },
+                None => None,
+            };
             conv(
                 w,
                 ConvIo {
@@ -573,7 +529,7 @@ pub(crate) fn par_conv(
                     rows: n,
                     out,
                     out_stride,
-                    resid: None,
+                    resid,
                     accumulate,
                 },
             )

@@ -6,7 +6,7 @@
 //! `roundf` are calls the compiler cannot vectorise, so a loop over them
 //! ran one value at a time: a fifth of the text encoder's attention.
 
-use super::cpu_conv::Isa;
+use super::isa::Isa;
 
 /// Defines `pub(crate) fn $name(args)` that runs its body compiled for
 /// AVX-512, for AVX2 with FMA, or for the baseline target, by what the CPU

@@ -1,0 +1,36 @@
+//! What every handler shares: the node's configuration, its voices and
+//! synthesis queue once loaded, its metrics and its GELF handle.
+
+use std::sync::OnceLock;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::errors::{Code, NodeError};
+use crate::metrics::Metrics;
+use crate::telemetry::GpuMonitor;
+use crate::voices::Voices;
+
+/// What the node holds once its voices are loaded.
+pub struct Ready {
+    pub voices: Voices,
+    pub engine: Engine,
+    /// `cpu` or `cuda:0`.
+    pub device: String,
+    pub gpu: Option<GpuMonitor>,
+}
+
+/// State shared by every handler.
+pub struct AppState {
+    pub cfg: Config,
+    pub ready: OnceLock<Ready>,
+    pub metrics: Metrics,
+    pub gelf: Option<gelf_tracing::GelfHandle>,
+}
+
+impl AppState {
+    pub fn ready(&self) -> Result<&Ready, NodeError> {
+        self.ready
+            .get()
+            .ok_or_else(|| NodeError::new(Code::NotReady, "the voice is still loading"))
+    }
+}
