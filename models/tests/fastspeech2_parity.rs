@@ -52,9 +52,9 @@ fn acoustic_model_and_vocoder_match_the_reference_on_both_paths() {
     let Some(dir) = voice_dir() else { return };
     let cpu = FastSpeech2Voice::load(&dir, &Device::Cpu).unwrap();
     assert!(cpu.cpu_vocoder());
-    std::env::set_var("FASTSPEECH2_CANDLE_VOCODER", "1");
+    std::env::set_var("FASTSPEECH2_CANDLE", "1");
     let candle = FastSpeech2Voice::load(&dir, &Device::Cpu).unwrap();
-    std::env::remove_var("FASTSPEECH2_CANDLE_VOCODER");
+    std::env::remove_var("FASTSPEECH2_CANDLE");
     assert!(!candle.cpu_vocoder());
     let fx = fixtures();
     let n = fx.keys().filter(|k| k.ends_with(".ids")).count();
@@ -73,6 +73,17 @@ fn acoustic_model_and_vocoder_match_the_reference_on_both_paths() {
             energy: c[2],
         };
         let out = cpu.acoustic().forward(&ids, ratios).unwrap();
+        let out_candle = candle.acoustic().forward(&ids, ratios).unwrap();
+        assert_eq!(
+            out.durations, out_candle.durations,
+            "durations of piece {i} on candle's path"
+        );
+        let dc = (&out.mel - &out_candle.mel).unwrap();
+        let paths = scalar(dc.abs().unwrap().flatten_all().unwrap().max(0).unwrap());
+        assert!(
+            paths < 1e-3,
+            "piece {i}: the CPU and candle mels differ by {paths}"
+        );
         let want_d: Vec<i64> = fx[&format!("{i}.durations")].to_vec1().unwrap();
         let got_d: Vec<i64> = out.durations.iter().map(|d| *d as i64).collect();
         assert_eq!(got_d, want_d, "durations of piece {i}");

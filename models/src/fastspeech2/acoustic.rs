@@ -26,18 +26,24 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::cpu::conv::{par_conv, ConvWeights, Isa};
+use crate::cpu::math::{mish_in_place, tanh_in_place};
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
 
 /// What the weights' shapes do not say (TensorFlowTTS's
-/// `fastspeech2.baker.v2.yaml`).
+/// `fastspeech2.baker.v2.yaml`), and how to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Attention heads of the encoder and of the decoder.
     pub num_heads: usize,
     /// Epsilon of every layer norm.
     pub layer_norm_eps: f64,
+    /// On the CPU, run the convolutions as direct convolutions over rows and
+    /// the activations vectorised ([`crate::cpu`]) rather than through
+    /// candle's matrix products and element-wise ops (which CUDA uses).
+    pub cpu_kernels: bool,
 }
 
 impl Default for Config {
@@ -45,8 +51,20 @@ impl Default for Config {
         Self {
             num_heads: 2,
             layer_norm_eps: 1e-5,
+            cpu_kernels: true,
         }
     }
+}
+
+/// `f` applied to the values of `x` on the host, when `x` is on the CPU and
+/// the kernels are on; `None` otherwise (the caller uses candle's op).
+fn on_cpu(x: &Tensor, kernels: bool, f: fn(&mut [f32])) -> Result<Option<Tensor>> {
+    if !kernels || !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let mut v: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    f(&mut v);
+    Ok(Some(Tensor::from_vec(v, x.dims(), x.device())?))
 }
 
 /// The three controls of the variance adaptor: durations are multiplied by
@@ -118,37 +136,59 @@ impl Dense {
 }
 
 /// A "same" 1-D convolution (odd kernel) over rows: TFLite's
-/// `[out, 1, k, in]` kernel as `[k·in, out]`, and the bias.
+/// `[out, 1, k, in]` kernel as `[k·in, out]`, and the bias; on the CPU also
+/// packed for the direct convolution.
 #[derive(Debug, Clone)]
 pub(crate) struct SameConv {
     w: Tensor,
     b: Tensor,
     k: usize,
     cin: usize,
+    cpu: Option<ConvWeights>,
 }
 
 impl SameConv {
-    /// The convolution `vb` (its `kernel` and `bias`).
-    fn load(vb: &VarBuilder, (cout, k, cin): (usize, usize, usize)) -> Result<Self> {
+    /// The convolution `vb` (its `kernel` and `bias`), packed for the CPU's
+    /// direct convolution when `cpu`.
+    fn load(vb: &VarBuilder, (cout, k, cin): (usize, usize, usize), cpu: bool) -> Result<Self> {
         if k % 2 == 0 {
             return Err(Error::Candle(candle_core::Error::Msg(format!(
                 "shape mismatch for {}: the kernel size {k} is not odd",
                 full_name(vb, "kernel")
             ))));
         }
-        let w = vb
-            .get((cout, 1, k, cin), "kernel")?
-            .reshape((cout, k * cin))?
-            .t()?
-            .contiguous()?;
+        let kernel = vb.get((cout, 1, k, cin), "kernel")?;
         let b = vb.get(cout, "bias")?;
-        Ok(Self { w, b, k, cin })
+        let cpu = if cpu && vb.device().is_cpu() {
+            let host: Vec<f32> = kernel.flatten_all()?.to_vec1()?;
+            let bias: Vec<f32> = b.to_vec1()?;
+            Some(ConvWeights::new(
+                Isa::detect(),
+                (k, cin, cout),
+                |j, ci, co| host[(co * k + j) * cin + ci],
+                Some(&bias),
+            ))
+        } else {
+            None
+        };
+        let w = kernel.reshape((cout, k * cin))?.t()?.contiguous()?;
+        Ok(Self { w, b, k, cin, cpu })
     }
 
     /// `x` (`[t, in]`) convolved, zero-padded on both sides: `[t, out]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let t = x.dim(0)?;
         let pad = self.k / 2;
+        if let Some(cw) = self.cpu.as_ref().filter(|_| x.device().is_cpu()) {
+            let rows: Vec<f32> = x.flatten_all()?.to_vec1()?;
+            let mut padded = vec![0f32; (t + 2 * pad) * self.cin];
+            padded[pad * self.cin..(pad + t) * self.cin].copy_from_slice(&rows);
+            let cout = cw.cout();
+            let mut out = vec![0f32; t * cout];
+            let offsets: Vec<usize> = (0..self.k).collect();
+            par_conv(cw, &padded, 0, &offsets, t, &mut out, cout, false, None)?;
+            return Ok(Tensor::from_vec(out, (t, cout), x.device())?);
+        }
         let x = x.pad_with_zeros(0, pad, pad)?;
         let taps: Vec<Tensor> = (0..self.k)
             .map(|j| x.narrow(0, j, t))
@@ -189,7 +229,10 @@ impl Norm {
 }
 
 /// `x · tanh(softplus(x))`.
-fn mish(x: &Tensor) -> Result<Tensor> {
+fn mish(x: &Tensor, kernels: bool) -> Result<Tensor> {
+    if let Some(y) = on_cpu(x, kernels, mish_in_place)? {
+        return Ok(y);
+    }
     // softplus as the graph computes it, log(exp(x) + 1); where exp
     // overflows, tanh(inf) = 1 gives x, as there.
     let sp = (x.exp()? + 1.0)?.log()?;
@@ -209,6 +252,7 @@ struct Block {
     out_norm: Norm,
     heads: usize,
     head: usize,
+    kernels: bool,
 }
 
 impl Block {
@@ -230,11 +274,12 @@ impl Block {
             v: Dense::load(&att.pp("self.value"), hidden, attn)?,
             out: Dense::load(&att.pp("output.dense"), attn, hidden)?,
             attn_norm: Norm::load(&att.pp("output.LayerNorm"), hidden, cfg.layer_norm_eps)?,
-            conv1: SameConv::load(&inter.pp("conv1d_1"), (ffn, k, hidden))?,
-            conv2: SameConv::load(&inter.pp("conv1d_2"), (hidden, k, ffn))?,
+            conv1: SameConv::load(&inter.pp("conv1d_1"), (ffn, k, hidden), cfg.cpu_kernels)?,
+            conv2: SameConv::load(&inter.pp("conv1d_2"), (hidden, k, ffn), cfg.cpu_kernels)?,
             out_norm: Norm::load(&vb.pp("output.LayerNorm"), hidden, cfg.layer_norm_eps)?,
             heads: cfg.num_heads,
             head: attn / cfg.num_heads,
+            kernels: cfg.cpu_kernels,
         })
     }
 
@@ -255,7 +300,9 @@ impl Block {
             .transpose(0, 1)?
             .reshape((t, self.heads * self.head))?;
         let h = self.attn_norm.forward(&(self.out.forward(&ctx)? + x)?)?;
-        let f = self.conv2.forward(&mish(&self.conv1.forward(&h)?)?)?;
+        let f = self
+            .conv2
+            .forward(&mish(&self.conv1.forward(&h)?, self.kernels)?)?;
         self.out_norm.forward(&(f + h)?)
     }
 }
@@ -300,7 +347,7 @@ impl Predictor {
             }
             let d = anchor(&c, "kernel", 4)?;
             convs.push((
-                SameConv::load(&c, (d[0], d[2], cin))?,
+                SameConv::load(&c, (d[0], d[2], cin), cfg.cpu_kernels)?,
                 Norm::load(
                     &seq.pp(format!("LayerNorm_._{i}")),
                     d[0],
@@ -365,6 +412,7 @@ pub struct FastSpeech2 {
     decoder: Vec<Block>,
     mel_before: Dense,
     postnet: Vec<(SameConv, Tensor, Tensor)>,
+    kernels: bool,
     device: Device,
 }
 
@@ -405,7 +453,7 @@ impl FastSpeech2 {
         let decoder = blocks("decoder")?;
         let emb_conv = |name: &str| -> Result<SameConv> {
             let d = anchor(&vb.pp(name), "kernel", 4)?;
-            SameConv::load(&vb.pp(name), (hidden, d[2], 1))
+            SameConv::load(&vb.pp(name), (hidden, d[2], 1), cfg.cpu_kernels)
         };
         let mut postnet = Vec::new();
         let mut cin = 80;
@@ -418,7 +466,7 @@ impl FastSpeech2 {
             let d = anchor(&c, "kernel", 4)?;
             let bn = vb.pp(format!("postnet.batch_norm_._{i}.batchnorm"));
             postnet.push((
-                SameConv::load(&c, (d[0], d[2], cin))?,
+                SameConv::load(&c, (d[0], d[2], cin), cfg.cpu_kernels)?,
                 bn.get(d[0], "mul")?,
                 bn.get(d[0], "sub")?,
             ));
@@ -441,6 +489,7 @@ impl FastSpeech2 {
             decoder,
             mel_before: Dense::load(&vb.pp("mel_before"), hidden, mel)?,
             postnet,
+            kernels: cfg.cpu_kernels,
             device: vb.device().clone(),
         })
     }
@@ -533,7 +582,10 @@ impl FastSpeech2 {
         for (i, (conv, mul, sub)) in self.postnet.iter().enumerate() {
             p = conv.forward(&p)?.broadcast_mul(mul)?.broadcast_add(sub)?;
             if i < last {
-                p = p.tanh()?;
+                p = match on_cpu(&p, self.kernels, tanh_in_place)? {
+                    Some(t) => t,
+                    None => p.tanh()?,
+                };
             }
         }
         Ok((before + p)?)

