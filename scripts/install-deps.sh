@@ -2,7 +2,8 @@
 # Installs what building and testing need on a fresh Debian machine
 # (idempotent, quick when everything is already there):
 #   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
-#   - curl (the node scripts), Debian's chromium (the web page test);
+#   - curl (the node scripts), Debian's chromium and a Chinese font
+#     (fonts-wqy-microhei) for the web page test;
 #   - Debian's prometheus, for promtool (scripts/check-prometheus.sh checks
 #     deploy/prometheus/ with it), and flac (the reference decoder the
 #     format tests read streamed FLAC with);
@@ -32,6 +33,8 @@ command -v make >/dev/null || need_apt+=(make)
 command -v curl >/dev/null || need_apt+=(curl)
 if ! $runtime_only; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  # A Chinese font, so the page's Chinese text renders in the browser test.
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
   command -v promtool >/dev/null || need_apt+=(prometheus)
   command -v flac >/dev/null || need_apt+=(flac)
   command -v node >/dev/null || need_apt+=(nodejs npm)

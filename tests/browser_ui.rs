@@ -1,8 +1,9 @@
 //! The web page in a real browser (Debian's headless Chromium, driven by
 //! playwright-core): type text, click Generate, hear it while it streams,
 //! get a playable WAV; and IndexTTS2's controls (voice reference, emotion,
-//! sampling). The screenshots are kept as test artifacts in
-//! target/e2e-artifacts/ (ui.png, ui-indextts2.png).
+//! sampling); and a Chinese sentence spoken by the voice the text's script
+//! chooses. The screenshots are kept as test artifacts in
+//! target/e2e-artifacts/ (ui.png, ui-chinese.png, ui-indextts2.png).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -118,6 +119,51 @@ fn the_page_speaks_the_typed_text() {
         seen["speakerVisible"], false,
         "a single-speaker voice shows no speaker control"
     );
+    // The Chinese example: the Mandarin voice, chosen by the text's script
+    // (the page names it as the text changes), played while it streams.
+    let zh = &seen["chinese"];
+    assert!(
+        zh["said"].as_str().unwrap_or_default().contains("你好"),
+        "{zh}"
+    );
+    assert!(
+        zh["autoHint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("zh_CN-baker"),
+        "{zh}"
+    );
+    assert!(
+        zh["licence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("non-commercial"),
+        "{zh}"
+    );
+    assert_eq!(zh["voiceUsed"], "zh_CN-baker", "{zh}");
+    assert!(zh["mediaError"].is_null(), "the Chinese audio plays: {zh}");
+    let d = zh["duration"].as_f64().unwrap_or(0.0);
+    assert!(d > 4.0 && d < 25.0, "Chinese audio duration {d}");
+    let (started, done) = (zh["playStartedMs"].as_f64(), zh["doneMs"].as_f64());
+    assert!(started.is_some() && done.is_some(), "{zh}");
+    // Its controls: speed, pitch and energy, no Piper noise; no voice sent.
+    assert_eq!(zh["pitchVisible"], true, "{zh}");
+    assert_eq!(zh["noiseVisible"], false, "{zh}");
+    let fields: Vec<&str> = zh["requestFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        !fields.contains(&"voice"),
+        "Automatic sends no voice: {fields:?}"
+    );
+    assert!(
+        fields.contains(&"pitch") && fields.contains(&"energy"),
+        "{fields:?}"
+    );
+    assert!(!fields.contains(&"noise_scale"), "{fields:?}");
     assert!(seen["download"]
         .as_str()
         .is_some_and(|d| d.ends_with(".wav")));

@@ -1,6 +1,7 @@
 // Drives the node's web page in headless Chromium like a person would: types
 // text, clicks Generate, waits for the audio player, checks that it holds a
-// playable WAV, and saves a screenshot. Also checks that an error is shown
+// playable WAV, and saves a screenshot; then plays the page's Chinese
+// example with the voice chosen by the text's script. Also checks that an error is shown
 // as a readable message, and reports when playback of the stream started
 // and when the response ended (the page records both in window.__tts).
 //
@@ -75,6 +76,37 @@ try {
         .filter((id) => getComputedStyle(document.getElementById(id)).display !== "none"),
     };
   });
+  // Chinese: the page's example, the voice chosen by the text's script,
+  // played as it streams.
+  await page.click("#example-zh");
+  const autoHint = await page.textContent("#auto-voice");
+  const licence = await page.textContent("#licence");
+  const players = await page.$$eval("audio.player", (a) => a.length);
+  await page.click("#go");
+  await page.waitForFunction((n) => document.querySelectorAll("audio.player").length > n, players, { timeout: 180000 });
+  const chinese = await page.evaluate(async () => {
+    const a = document.querySelector("audio.player");
+    if (a.readyState < 1) {
+      await new Promise((resolve, reject) => {
+        a.addEventListener("loadedmetadata", resolve, { once: true });
+        a.addEventListener("error", () => reject(new Error("audio error " + (a.error && a.error.code))), { once: true });
+      });
+    }
+    const t = window.__tts || {};
+    return {
+      said: document.querySelector(".said").textContent,
+      voiceUsed: document.querySelector(".voice-used").textContent,
+      duration: a.duration,
+      mediaError: a.error ? a.error.code : null,
+      playStartedMs: t.playStartedMs,
+      doneMs: t.doneMs,
+      pitchVisible: getComputedStyle(document.getElementById("pitch-box")).display !== "none",
+      noiseVisible: getComputedStyle(document.getElementById("noise_scale-box")).display !== "none",
+    };
+  });
+  Object.assign(chinese, { autoHint, licence, requestFields: sent[sent.length - 1] });
+  await page.screenshot({ path: `${outDir}/ui-chinese.png`, fullPage: true });
+
   // A streamed WAV (header sizes "unknown") played by an <audio> element.
   const streamedWav = await page.evaluate(async () => {
     const r = await fetch("/api/tts", {
@@ -90,7 +122,7 @@ try {
     return { duration: a.duration, error: a.error ? a.error.code : null, bytes: blob.size, streamed: r.headers.get("x-streamed") };
   });
   await page.screenshot({ path: `${outDir}/ui.png`, fullPage: true });
-  console.log(JSON.stringify({ clientError, streamedWav, requestFields: sent, ...seen }));
+  console.log(JSON.stringify({ clientError, streamedWav, requestFields: sent, chinese, ...seen }));
 } finally {
   await browser.close();
 }
