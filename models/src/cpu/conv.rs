@@ -28,7 +28,7 @@ use super::math::dot;
 /// A convolution's weights, packed for one [`Isa`]: per block of `nw` output
 /// channels, per tap, per input channel, `nw` weights (zero past `cout`);
 /// and the bias, padded the same way.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ConvWeights {
     isa: Isa,
     taps: usize,
@@ -37,6 +37,17 @@ pub(crate) struct ConvWeights {
     nw: usize,
     w: Vec<f32>,
     bias: Vec<f32>,
+}
+
+impl std::fmt::Debug for ConvWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvWeights")
+            .field("isa", &self.isa)
+            .field("taps", &self.taps)
+            .field("cin", &self.cin)
+            .field("cout", &self.cout)
+            .finish()
+    }
 }
 
 impl ConvWeights {

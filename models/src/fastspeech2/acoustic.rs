@@ -342,7 +342,11 @@ impl Predictor {
         let mut cin = hidden;
         for i in 0.. {
             let c = seq.pp(format!("conv_._{i}"));
-            if !c.contains_tensor("kernel") {
+            let norm = seq.pp(format!("LayerNorm_._{i}"));
+            if !c.contains_tensor("kernel")
+                && !c.contains_tensor("bias")
+                && !norm.contains_tensor("batchnorm.mul.ReadVariableOp.resource")
+            {
                 break;
             }
             let d = anchor(&c, "kernel", 4)?;
@@ -399,7 +403,7 @@ impl Encoded {
 }
 
 /// A loaded FastSpeech2.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FastSpeech2 {
     embeddings: Tensor,
     positions: Tensor,
@@ -414,6 +418,18 @@ pub struct FastSpeech2 {
     postnet: Vec<(SameConv, Tensor, Tensor)>,
     kernels: bool,
     device: Device,
+}
+
+impl std::fmt::Debug for FastSpeech2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastSpeech2")
+            .field("vocabulary", &self.embeddings.dims())
+            .field("encoder_layers", &self.encoder.len())
+            .field("decoder_layers", &self.decoder.len())
+            .field("postnet", &self.postnet.len())
+            .field("device", &self.device)
+            .finish()
+    }
 }
 
 impl FastSpeech2 {
@@ -437,7 +453,18 @@ impl FastSpeech2 {
             let mut v = Vec::new();
             for i in 0.. {
                 let b = vb.pp(scope).pp(format!("layer_._{i}"));
-                if !b.pp("attention.self.query").contains_tensor("kernel") {
+                // A layer is there when any of its tensors is; then all must be.
+                let present = [
+                    "attention.self.query.kernel",
+                    "attention.self.key.kernel",
+                    "attention.output.dense.kernel",
+                    "intermediate.conv1d_1.kernel",
+                    "intermediate.conv1d_2.kernel",
+                    "output.LayerNorm.batchnorm.mul.ReadVariableOp.resource",
+                ]
+                .iter()
+                .any(|n| b.contains_tensor(n));
+                if !present {
                     break;
                 }
                 v.push(Block::load(&b, hidden, cfg)?);
@@ -460,7 +487,11 @@ impl FastSpeech2 {
         let mel = anchor(&vb.pp("mel_before"), "kernel", 2)?[0];
         for i in 0.. {
             let c = vb.pp(format!("postnet.conv_._{i}"));
-            if !c.contains_tensor("kernel") {
+            let bn = vb.pp(format!("postnet.batch_norm_._{i}.batchnorm"));
+            if !c.contains_tensor("kernel")
+                && !c.contains_tensor("bias")
+                && !bn.contains_tensor("mul")
+            {
                 break;
             }
             let d = anchor(&c, "kernel", 4)?;

@@ -129,12 +129,22 @@ pub(crate) struct Upsample {
 }
 
 /// The generator's weights.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Generator {
     pub(crate) first: Conv,
     pub(crate) ups: Vec<Upsample>,
     pub(crate) last: Conv,
     pub(crate) alpha: f32,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ratios: Vec<usize> = self.ups.iter().map(|u| u.ratio).collect();
+        f.debug_struct("Generator")
+            .field("ratios", &ratios)
+            .field("bands", &self.bands())
+            .finish()
+    }
 }
 
 /// Where `x`'s time axis (2) is reflected by `p` on both sides, as
@@ -180,7 +190,7 @@ impl Generator {
                 format!("conv2d_transpose_{u}")
             };
             let layer = vb.pp(format!("conv_transpose_._{u}")).pp(&name);
-            if !layer.contains_tensor("kernel") {
+            if !layer.contains_tensor("kernel") && !layer.contains_tensor("bias") {
                 break;
             }
             let d = Conv::dims(&layer, true)?;

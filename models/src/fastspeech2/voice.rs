@@ -254,6 +254,10 @@ impl FastSpeech2Voice {
     /// and each half synthesised.
     fn piece_audio(&self, text: &str, ratios: Ratios, depth: usize) -> Result<Vec<f32>, Error> {
         let piece = self.frontend.piece(text, self.latin);
+        // `sil sil eos`, or less: nothing to say (punctuation alone).
+        if piece.ids.len() <= 3 {
+            return Ok(Vec::new());
+        }
         let max = self.acoustic.max_positions();
         let enc = if piece.ids.len() <= max {
             Some(self.acoustic.encode(&piece.ids, ratios)?)
