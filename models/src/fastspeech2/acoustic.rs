@@ -41,7 +41,7 @@ pub struct Config {
     /// Epsilon of every layer norm.
     pub layer_norm_eps: f64,
     /// On the CPU, run the convolutions as direct convolutions over rows and
-    /// the activations vectorised ([`crate::cpu`]) rather than through
+    /// the activations vectorised (the crate's CPU kernels) rather than through
     /// candle's matrix products and element-wise ops (which CUDA uses).
     pub cpu_kernels: bool,
 }

@@ -1,7 +1,7 @@
 //! HiFi-GAN (VITS's decoder) on the CPU over channels-last buffers, built
 //! from the loaded [`Generator`]'s weights.
 //!
-//! Every convolution is a direct one ([`super::cpu_conv`]), so nothing is
+//! Every convolution is a direct one ([`crate::cpu::conv`]), so nothing is
 //! unfolded or allocated per convolution. Each upsampling stage is computed
 //! in chunks of time: a chunk upsamples the rows it needs (its own plus the
 //! resblocks' reach on each side) from the previous stage, runs the three

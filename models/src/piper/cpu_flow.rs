@@ -1,5 +1,5 @@
 //! VITS's residual-coupling flow, in reverse, on the CPU over channels-last
-//! rows, with the convolutions of [`super::cpu_conv`] split across cores.
+//! rows, with the convolutions of [`crate::cpu::conv`] split across cores.
 //!
 //! Per coupling layer the channel order is reversed, then the second half
 //! of the channels loses `post(WaveNet(pre(first half)))`. The WaveNet's

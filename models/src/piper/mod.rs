@@ -6,7 +6,7 @@
 //! - [`vits`]: the network (text encoder, duration predictor, flow, HiFi-GAN)
 //!   as candle modules;
 //! - `cpu_decoder` and `cpu_flow`: the decoder and the flow on the CPU
-//!   (direct convolutions over channels-last rows with [`crate::cpu`]'s
+//!   (direct convolutions over channels-last rows with the shared `cpu`
 //!   kernels, every core);
 //! - [`decode`]: which of the two the flow and decoder run on;
 //! - [`onnx`]: the ONNX file's initializers, under their module names;
