@@ -14,6 +14,10 @@
 //! stop code on purpose, so decoding runs to `--tokens`. Not run in CI (6.5 GB
 //! of files and about 8 GB of memory).
 
+mod support;
+
+use support::peak_rss_mib;
+
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,18 +33,6 @@ use models::indextts2::random_checkpoint::{self, Spec};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BPE: &[u8] = include_bytes!("../tests/fixtures/indextts2/bpe.model");
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn main() -> anyhow::Result<()> {
     let mut dir = PathBuf::from("/tmp/indextts2-full");

@@ -14,8 +14,12 @@
 //! many intra-op threads as candle has cores (`--threads` sets both; candle's
 //! through rayon's global pool).
 
+mod support;
+
+use support::{median, peak_rss_mib, root};
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -59,37 +63,6 @@ const LONG: [&str; 3] = [
     "Platform engineers who run dozens of inference nodes need to know within seconds which node is failing, since when it has been failing, and why, so every request records its node, its request identifier, its duration, the number of characters it spoke, the model and the voice it used, and the memory the device had left.",
     "If you are reading this sentence aloud to a room full of people, take a breath after every comma, keep your voice steady through the long middle part where nothing much happens, and then slow down a little at the very end, because that is where the listeners decide whether they understood you.",
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 struct Group {
     name: &'static str,

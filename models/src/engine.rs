@@ -637,6 +637,46 @@ pub struct Streamed {
     pub languages: Vec<String>,
 }
 
+impl Streamed {
+    /// Hands `piece` to `sink`, counting it; `Break` (and [`Self::stopped`]
+    /// set) when the sink asks to stop.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use models::engine::Streamed;
+    /// let mut s = Streamed::default();
+    /// let mut got = Vec::new();
+    /// let mut sink = |p: &[f32]| { got.extend_from_slice(p); ControlFlow::Continue(()) };
+    /// assert!(s.send(&mut sink, &[0.5, -0.5]).is_continue());
+    /// assert_eq!((s.pieces, s.samples, s.stopped), (1, 2, false));
+    /// ```
+    pub fn send(
+        &mut self,
+        sink: &mut dyn FnMut(&[f32]) -> ControlFlow<()>,
+        piece: &[f32],
+    ) -> ControlFlow<()> {
+        self.pieces += 1;
+        self.samples += piece.len();
+        let go = sink(piece);
+        if go.is_break() {
+            self.stopped = true;
+        }
+        go
+    }
+}
+
+/// An engine's whole answer, made by its streamed synthesis: the samples
+/// and what the stream reported (for engines whose [`Engine::synthesize`]
+/// is their stream, collected).
+pub fn collect(engine: &dyn Engine, request: &Request<'_>) -> Result<(Vec<f32>, Streamed), Error> {
+    let mut samples = Vec::new();
+    let s = engine.synthesize_stream(request, false, &mut |piece| {
+        samples.extend_from_slice(piece);
+        ControlFlow::Continue(())
+    })?;
+    Ok((samples, s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

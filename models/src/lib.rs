@@ -25,6 +25,7 @@ pub mod indextts2;
 pub mod mixed;
 pub mod piper;
 pub mod text;
+mod weights;
 
 pub use engine::{
     Audio, Capabilities, Clip, Control, Controls, EmotionSupport, Engine, EngineKind,

@@ -254,11 +254,7 @@ impl Engine for Mixed {
 
     fn synthesize(&self, request: &Request<'_>) -> Result<Audio, Error> {
         let started = std::time::Instant::now();
-        let mut samples = Vec::new();
-        let s = self.synthesize_stream(request, false, &mut |piece| {
-            samples.extend_from_slice(piece);
-            ControlFlow::Continue(())
-        })?;
+        let (samples, s) = crate::engine::collect(self, request)?;
         Ok(Audio {
             samples,
             sample_rate: self.capabilities().sample_rate,
@@ -356,10 +352,7 @@ impl Engine for Mixed {
             if k < last {
                 fade(&mut piece, ramp, false);
             }
-            out.pieces += 1;
-            out.samples += piece.len();
-            if sink(&piece).is_break() {
-                out.stopped = true;
+            if out.send(sink, &piece).is_break() {
                 return Ok(out);
             }
         }

@@ -2,6 +2,8 @@
 //! scripts/make-fastspeech2-fixtures.py from sentences.txt): the same
 //! pieces, normalised text, phonemes and ids for every sentence.
 
+mod voices_common;
+
 use std::path::Path;
 
 use models::fastspeech2::frontend::{split, Frontend, Latin};
@@ -22,15 +24,9 @@ struct Piece {
 
 #[test]
 fn phoneme_ids_match_the_reference_front_end() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/fastspeech2/zh_CN-baker");
-    if !dir.join("phrases_dict.json").exists() {
-        assert!(
-            std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
-            "MODELS_REQUIRE_VOICE is set but the Mandarin voice is missing"
-        );
-        eprintln!("SKIPPED: needs the Mandarin voice (run scripts/fetch-models.sh)");
+    let Some(dir) = voices_common::mandarin() else {
         return;
-    }
+    };
     let frontend = Frontend::load(&dir).unwrap();
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fastspeech2/frontend.json");

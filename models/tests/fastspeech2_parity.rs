@@ -4,24 +4,13 @@
 //! within 1e-3 relative, the waveform with correlation >= 0.999, on both
 //! vocoder paths.
 
-use std::path::{Path, PathBuf};
+mod voices_common;
+
+use std::path::Path;
 
 use candle_core::{safetensors, DType, Device, Tensor};
 use models::fastspeech2::acoustic::Ratios;
 use models::fastspeech2::voice::FastSpeech2Voice;
-
-fn voice_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/fastspeech2/zh_CN-baker");
-    if dir.join("voice.json").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
-        "MODELS_REQUIRE_VOICE is set but the Mandarin voice is missing"
-    );
-    eprintln!("SKIPPED: needs the Mandarin voice (run scripts/fetch-models.sh)");
-    None
-}
 
 fn fixtures() -> std::collections::HashMap<String, Tensor> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,7 +38,9 @@ fn scalar(t: Tensor) -> f32 {
 
 #[test]
 fn acoustic_model_and_vocoder_match_the_reference_on_both_paths() {
-    let Some(dir) = voice_dir() else { return };
+    let Some(dir) = voices_common::mandarin() else {
+        return;
+    };
     let cpu = FastSpeech2Voice::load(&dir, &Device::Cpu).unwrap();
     assert!(cpu.cpu_vocoder());
     std::env::set_var("FASTSPEECH2_CANDLE", "1");

@@ -3,8 +3,9 @@
 //! pieces are the whole answer; a piece too long for the model is still
 //! spoken; Latin letters alone are spelled, never dropped.
 
+mod voices_common;
+
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use models::engine::{Control, Controls, Engine, EngineKind, Request};
@@ -14,26 +15,15 @@ use models::fastspeech2::tflite::Weights;
 use models::fastspeech2::voice::FastSpeech2Voice;
 use models::text::script::Script;
 
-fn voice_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub/fastspeech2/zh_CN-baker");
-    if dir.join("voice.json").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
-        "MODELS_REQUIRE_VOICE is set but the Mandarin voice is missing"
-    );
-    eprintln!("SKIPPED: needs the Mandarin voice (run scripts/fetch-models.sh)");
-    None
-}
-
 fn say(v: &FastSpeech2Voice, text: &str, c: &Controls) -> Vec<f32> {
     v.synthesize(&Request::new(text, c)).unwrap().samples
 }
 
 #[test]
 fn a_missing_or_misshaped_tensor_fails_at_load_naming_it() {
-    let Some(dir) = voice_dir() else { return };
+    let Some(dir) = voices_common::mandarin() else {
+        return;
+    };
     let dev = Device::Cpu;
     let w = Weights::load(&dir.join("fastspeech2_quan.tflite"), &dev).unwrap();
     let name = "encoder.layer_._1.attention.self.query.kernel";
@@ -68,7 +58,9 @@ fn a_missing_or_misshaped_tensor_fails_at_load_naming_it() {
 
 #[test]
 fn the_voice_speaks_mandarin_with_its_controls() {
-    let Some(dir) = voice_dir() else { return };
+    let Some(dir) = voices_common::mandarin() else {
+        return;
+    };
     let v = FastSpeech2Voice::load(&dir, &Device::Cpu).unwrap();
     let caps = v.capabilities();
     assert_eq!(caps.engine, EngineKind::FastSpeech2);

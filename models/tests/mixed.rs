@@ -2,8 +2,9 @@
 //! to the English voice, are resampled to 24 kHz, and every join is silent
 //! at the cut (no click).
 
+mod voices_common;
+
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Device;
@@ -14,17 +15,8 @@ use models::text::script::Script;
 use models::Voice;
 
 fn voices() -> Option<(Arc<dyn Engine>, Arc<dyn Engine>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache_hub");
-    let zh = root.join("fastspeech2/zh_CN-baker");
-    let en = root.join("piper/en_US-joe-medium");
-    if !zh.join("voice.json").exists() || !en.join("en_US-joe-medium.onnx").exists() {
-        assert!(
-            std::env::var_os("MODELS_REQUIRE_VOICE").is_none(),
-            "MODELS_REQUIRE_VOICE is set but a voice is missing"
-        );
-        eprintln!("SKIPPED: needs both voices (run scripts/fetch-models.sh)");
-        return None;
-    }
+    let zh = voices_common::mandarin()?;
+    let en = voices_common::english()?;
     let zh: Arc<dyn Engine> = Arc::new(FastSpeech2Voice::load(&zh, &Device::Cpu).unwrap());
     let en: Arc<dyn Engine> = Arc::new(Voice::load(&en, &Device::Cpu).unwrap());
     Some((zh, en))

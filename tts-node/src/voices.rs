@@ -243,87 +243,58 @@ impl Voices {
         let mut map = BTreeMap::new();
         let mut unavailable = BTreeMap::new();
         for (name, (dir, kind)) in found {
-            match kind {
-                EngineKind::Piper => match load_piper(&dir, device) {
-                    Ok((voice, gain)) => {
-                        tracing::debug!(voice = %name, engine = "piper", gain = f64::from(gain), "voice loaded");
-                        let v = LoadedVoice::new(name.clone(), Box::new(voice), gain);
-                        map.insert(name, Arc::new(v));
-                    }
-                    Err(e) if name == default => {
-                        return Err(e).with_context(|| {
-                            format!("loading the default voice from {}", dir.display())
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(voice = %name, engine = "piper", error = %e, "skipping a voice that does not load");
-                        unavailable.insert(
-                            name,
-                            Unavailable {
-                                engine: kind,
-                                reason: e.to_string(),
-                            },
-                        );
-                    }
-                },
-                EngineKind::FastSpeech2 => match load_fastspeech2(&dir, device) {
-                    Ok((voice, gain)) => {
-                        tracing::debug!(voice = %name, engine = "fastspeech2", gain = f64::from(gain), "voice loaded");
-                        let v = LoadedVoice::new(name.clone(), Box::new(voice), gain);
-                        map.insert(name, Arc::new(v));
-                    }
-                    Err(e) if name == default => {
-                        return Err(e).with_context(|| {
-                            format!("loading the default voice from {}", dir.display())
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(voice = %name, engine = "fastspeech2", error = %e, "skipping a voice that does not load");
-                        unavailable.insert(
-                            name,
-                            Unavailable {
-                                engine: kind,
-                                reason: e.to_string(),
-                            },
-                        );
-                    }
-                },
+            // Each engine's loader: the voice and its fixed gain, or why not.
+            let loaded: Result<(Box<dyn models::Engine>, f32), models::Error> = match kind {
+                EngineKind::Piper => load_piper(&dir, device)
+                    .map(|(v, g)| (Box::new(v) as Box<dyn models::Engine>, g)),
+                EngineKind::FastSpeech2 => load_fastspeech2(&dir, device)
+                    .map(|(v, g)| (Box::new(v) as Box<dyn models::Engine>, g)),
+                // The reference writes `x · 32767`: no gain.
                 EngineKind::IndexTts2 => {
-                    let loaded = models::indextts2::voice::IndexTts2Voice::load(
-                        &dir, hf_hub, &speakers, device,
+                    models::indextts2::voice::IndexTts2Voice::load(&dir, hf_hub, &speakers, device)
+                        .map(|v| (Box::new(v) as Box<dyn models::Engine>, 1.0))
+                }
+            };
+            match loaded {
+                Ok((engine, gain)) => {
+                    tracing::info!(
+                        voice = %name,
+                        engine = kind.as_str(),
+                        gain = f64::from(gain),
+                        "voice loaded"
                     );
-                    match loaded {
-                        Ok(voice) => {
-                            tracing::info!(
-                                voice = %name,
-                                engine = "indextts2",
-                                speakers = speakers.len() as u64,
-                                "voice loaded"
-                            );
-                            // The reference writes `x · 32767`: no gain.
-                            let v = LoadedVoice::new(name.clone(), Box::new(voice), 1.0);
-                            map.insert(name, Arc::new(v));
-                        }
-                        Err(e) if name == default => {
-                            return Err(e).with_context(|| {
-                                format!(
-                                    "loading the default voice (IndexTTS2) from {} with the hub cache {} (--hf-hub / TTS_HF_HUB)",
-                                    dir.display(),
-                                    hf_hub.display()
-                                )
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!(voice = %name, engine = "indextts2", error = %e, "skipping a voice that does not load");
-                            unavailable.insert(
-                                name,
-                                Unavailable {
-                                    engine: kind,
-                                    reason: e.to_string(),
-                                },
-                            );
-                        }
-                    }
+                    map.insert(name.clone(), Arc::new(LoadedVoice::new(name, engine, gain)));
+                }
+                Err(e) if name == default => {
+                    let hub = if kind == EngineKind::IndexTts2 {
+                        format!(
+                            " with the hub cache {} (--hf-hub / TTS_HF_HUB)",
+                            hf_hub.display()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let engine = match kind {
+                        EngineKind::Piper => "Piper",
+                        EngineKind::FastSpeech2 => "FastSpeech2",
+                        EngineKind::IndexTts2 => "IndexTTS2",
+                    };
+                    return Err(e).with_context(|| {
+                        format!(
+                            "loading the default voice ({engine}) from {}{hub}",
+                            dir.display()
+                        )
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(voice = %name, engine = kind.as_str(), error = %e, "skipping a voice that does not load");
+                    unavailable.insert(
+                        name,
+                        Unavailable {
+                            engine: kind,
+                            reason: e.to_string(),
+                        },
+                    );
                 }
             }
         }

@@ -28,6 +28,7 @@ use candle_nn::VarBuilder;
 
 use crate::cpu::conv::{par_conv, ConvWeights, Isa};
 use crate::cpu::math::{mish_in_place, tanh_in_place};
+use crate::weights::{anchor, full_name};
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -87,31 +88,6 @@ impl Default for Ratios {
             energy: 1.0,
         }
     }
-}
-
-/// The full name of `name` under `vb`'s prefix (for error messages).
-fn full_name(vb: &VarBuilder, name: &str) -> String {
-    let p = vb.prefix();
-    if p.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{p}.{name}")
-    }
-}
-
-/// The dimensions of tensor `name`, which must have `rank` of them: how a
-/// size is read from the weights (the tensor is fetched again, checked, by
-/// the module that uses it).
-pub(crate) fn anchor(vb: &VarBuilder, name: &str, rank: usize) -> Result<Vec<usize>> {
-    let t = vb.get_unchecked(name)?;
-    if t.rank() != rank || t.dims().contains(&0) {
-        return Err(Error::Candle(candle_core::Error::Msg(format!(
-            "shape mismatch for {}: expected {rank} non-empty dimensions, got {:?}",
-            full_name(vb, name),
-            t.dims()
-        ))));
-    }
-    Ok(t.dims().to_vec())
 }
 
 /// A dense layer: TFLite's `[out, in]` kernel and a bias.

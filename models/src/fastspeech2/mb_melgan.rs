@@ -17,8 +17,8 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::acoustic::anchor;
 use super::tflite::Quantization;
+use crate::weights::anchor;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;

@@ -314,11 +314,7 @@ impl Engine for FastSpeech2Voice {
 
     fn synthesize(&self, request: &Request<'_>) -> Result<Audio, Error> {
         let started = Instant::now();
-        let mut samples = Vec::new();
-        let s = self.synthesize_stream(request, false, &mut |piece| {
-            samples.extend_from_slice(piece);
-            ControlFlow::Continue(())
-        })?;
+        let (samples, s) = crate::engine::collect(self, request)?;
         Ok(Audio {
             samples,
             sample_rate: self.info.sample_rate,
@@ -352,18 +348,11 @@ impl Engine for FastSpeech2Voice {
             if audio.is_empty() {
                 continue;
             }
-            if out.pieces > 0 {
-                out.samples += silence.len();
-                if sink(&silence).is_break() {
-                    out.stopped = true;
-                    return Ok(out);
-                }
+            if out.sentences > 0 && out.send(sink, &silence).is_break() {
+                return Ok(out);
             }
             out.sentences += 1;
-            out.pieces += 1;
-            out.samples += audio.len();
-            if sink(&audio).is_break() {
-                out.stopped = true;
+            if out.send(sink, &audio).is_break() {
                 return Ok(out);
             }
         }

@@ -275,11 +275,7 @@ impl Engine for IndexTts2Voice {
     }
 
     fn synthesize(&self, request: &Request<'_>) -> Result<Audio, Error> {
-        let mut samples = Vec::new();
-        let s = self.synthesize_stream(request, false, &mut |piece| {
-            samples.extend_from_slice(piece);
-            ControlFlow::Continue(())
-        })?;
+        let (samples, s) = crate::engine::collect(self, request)?;
         let stats = s.indextts2.unwrap_or_default();
         Ok(Audio {
             samples,

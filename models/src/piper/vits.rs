@@ -14,34 +14,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::weights::{anchor, full_name};
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
-
-/// The full name of `name` under `vb`'s prefix.
-fn full_name(vb: &VarBuilder, name: &str) -> String {
-    let prefix = vb.prefix();
-    if prefix.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
-/// The shape of anchor tensor `name`, which must have `rank` dimensions: how
-/// a hyper-parameter is read from the weights. The tensor itself is fetched
-/// again, shape-checked, by the module that uses it.
-fn anchor(vb: &VarBuilder, name: &str, rank: usize) -> Result<Vec<usize>> {
-    let t = vb.get_unchecked(name)?;
-    if t.rank() != rank || t.dims().contains(&0) {
-        return Err(Error::Candle(candle_core::Error::Msg(format!(
-            "shape mismatch for {}: expected {rank} non-empty dimensions, got {:?}",
-            full_name(vb, name),
-            t.dims()
-        ))));
-    }
-    Ok(t.dims().to_vec())
-}
 
 /// A hyper-parameter read from anchor `name` that is out of range.
 fn bad_anchor(vb: &VarBuilder, name: &str, why: &str) -> Error {
@@ -1410,14 +1386,6 @@ impl Vits {
     /// are then never used; [`Vits::decode`] must not be called after).
     pub(super) fn release_flows(&mut self) {
         self.flows.clear();
-    }
-
-    /// Audio samples (f32, about ±1) for one sentence's phoneme ids.
-    pub fn infer(&self, ids: &[i64], scales: Scales, speaker: Option<u32>) -> Result<Vec<f32>> {
-        match self.latent(ids, scales, speaker)? {
-            Some(l) => self.decode(&l, 0, l.frames()),
-            None => Ok(Vec::new()),
-        }
     }
 
     /// Everything before the decoder: text encoder, durations, alignment and

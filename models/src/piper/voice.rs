@@ -370,10 +370,7 @@ impl Voice {
             };
             for w in cuts.windows(2) {
                 let samples = self.vits.decode(&latent, w[0], w[1])?;
-                out.pieces += 1;
-                out.samples += samples.len();
-                if sink(&samples).is_break() {
-                    out.stopped = true;
+                if out.send(sink, &samples).is_break() {
                     return Ok(out);
                 }
             }
