@@ -329,8 +329,8 @@ mod tests {
         assert_eq!(
             cut("显存3.2GB了"),
             [
-                (Script::Han, "显存"),
-                (Script::Latin, "3.2GB"),
+                (Script::Han, "显存3.2"),
+                (Script::Latin, "GB"),
                 (Script::Han, "了")
             ]
         );
