@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts one TTS node in the background, idempotently: builds the release
 # binary from this checkout (every time: a no-op build takes about a second,
-# and a stale binary is never started), fetches the default voice if missing,
+# and a stale binary is never started), fetches the English and Mandarin
+# voices if missing,
 # replaces a node already recorded for the same port, and waits until it is
 # ready.
 #
@@ -35,13 +36,14 @@ logfile=$(logfile_for "$port")
 
 command -v curl >/dev/null || "$root/scripts/install-deps.sh" --runtime
 node_bin=$(resolve_node_bin)
-if [ ! -f "$cache/piper/$voice/$voice.onnx" ]; then
-  if [ "$voice" = "en_US-joe-medium" ]; then
-    TTS_CACHE_DIR="$cache" "$root/scripts/fetch-models.sh"
-  else
-    echo "voice $voice is not in $cache/piper/ (TTS_VOICE); put a Piper voice there" >&2
-    exit 1
-  fi
+# The two voices fetch-models.sh installs (English, Mandarin): fetched when
+# either is missing, so the node speaks both languages from the first start.
+if [ ! -f "$cache/piper/en_US-joe-medium/en_US-joe-medium.onnx" ] || [ ! -f "$cache/fastspeech2/zh_CN-baker/voice.json" ]; then
+  TTS_CACHE_DIR="$cache" "$root/scripts/fetch-models.sh"
+fi
+if [ "$voice" != "en_US-joe-medium" ] && [ ! -d "$cache/piper/$voice" ] && ! find "$cache" -maxdepth 2 -type d -name "$voice" | grep -q .; then
+  echo "voice $voice is not in $cache (TTS_VOICE); put a voice directory there" >&2
+  exit 1
 fi
 
 lock_port "$port"
