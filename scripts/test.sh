@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase prints when it starts and the whole run how long it took, so a CI
+# log shows where the time goes (the budget is 30 minutes on two cores).
+phase() { echo "== [$(date -u +%H:%M:%S), +${SECONDS}s] $*"; }
+trap 'echo "== scripts/test.sh finished after ${SECONDS}s (exit $?)"' EXIT
+
+phase "scripts/install-deps.sh, scripts/fetch-models.sh"
 if [ -x scripts/install-deps.sh ]; then
   scripts/install-deps.sh
 fi
@@ -15,13 +21,13 @@ if [ -x scripts/fetch-models.sh ]; then
 fi
 
 export CARGO_TERM_COLOR=never
-echo "== shellcheck scripts/*.sh .ci/run tests/scripts/*.sh"
+phase "shellcheck scripts/*.sh .ci/run tests/scripts/*.sh"
 .venv/bin/shellcheck -x scripts/*.sh .ci/run tests/scripts/*.sh
-echo "== scripts/check-prometheus.sh (deploy/prometheus: config, rules, alert unit tests)"
+phase "scripts/check-prometheus.sh (deploy/prometheus: config, rules, alert unit tests)"
 scripts/check-prometheus.sh
-echo "== cargo build --release -p tts-node (the binary the end-to-end tests start)"
+phase "cargo build --release -p tts-node (the binary the end-to-end tests start)"
 cargo build --release -p tts-node
-echo "== tests/scripts/start_scripts.sh (start/stop/status with real processes)"
+phase "tests/scripts/start_scripts.sh (start/stop/status with real processes)"
 tests/scripts/start_scripts.sh
-echo "== cargo test --workspace (unit, integration, end-to-end and doc tests)"
+phase "cargo test --workspace (unit, integration, end-to-end and doc tests)"
 cargo test --workspace "$@"
