@@ -2,7 +2,8 @@
 # Installs what building and testing need on a fresh Debian machine
 # (idempotent, quick when everything is already there):
 #   - libespeak-ng-dev + espeak-ng-data: the text front end links espeak-ng;
-#   - curl (the node scripts), Debian's chromium and a Chinese font
+#   - curl (the node scripts), Debian's haproxy (the front
+#     scripts/start-cluster.sh puts before the nodes), Debian's chromium and a Chinese font
 #     (fonts-wqy-microhei) for the web page test;
 #   - Debian's prometheus, for promtool (scripts/check-prometheus.sh checks
 #     deploy/prometheus/ with it), and flac (the reference decoder the
@@ -19,11 +20,18 @@
 #
 #   scripts/install-deps.sh            # everything
 #   scripts/install-deps.sh --runtime  # only what building and running the node need
+#   scripts/install-deps.sh --cluster  # that, and HAProxy (scripts/start-cluster.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime_only=false
-[ "${1:-}" = "--runtime" ] && runtime_only=true
+front=true
+case "${1:-}" in
+  --runtime) runtime_only=true front=false ;;
+  --cluster) runtime_only=true ;;
+  "") ;;
+  *) echo "usage: scripts/install-deps.sh [--runtime | --cluster]" >&2; exit 2 ;;
+esac
 
 need_apt=()
 [ -f /usr/include/espeak-ng/speak_lib.h ] || need_apt+=(libespeak-ng-dev espeak-ng-data)
@@ -31,6 +39,9 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v make >/dev/null || need_apt+=(make)
 command -v curl >/dev/null || need_apt+=(curl)
+if $front; then
+  command -v haproxy >/dev/null || need_apt+=(haproxy)
+fi
 if ! $runtime_only; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   # A Chinese font, so the page's Chinese text renders in the browser test.

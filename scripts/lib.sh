@@ -171,3 +171,125 @@ show_start_failure() {
   echo "last lines of $logfile:"
   tail -c +"$((offset + 1))" "$logfile" | tail -n 30
 }
+
+# ---------------------------------------------------------------- the front
+
+front_pidfile_for() { echo "$run_dir/haproxy-$1.pid"; }
+front_logfile_for() { echo "$run_dir/haproxy-$1.log"; }
+front_cfg_for() { echo "$run_dir/haproxy-$1.cfg"; }
+# HAProxy's stats socket (admin level, mode 600). A Unix socket path has at
+# most 107 bytes: a deep run directory gets one under /tmp, named by a hash
+# of it.
+front_sock_for() {
+  local sock="$run_dir/haproxy-$1.sock"
+  if [ "${#sock}" -gt 100 ]; then
+    sock="/tmp/tts-front-$(id -u)-$1-$(printf '%s' "$run_dir" | cksum | cut -d' ' -f1).sock"
+  fi
+  echo "$sock"
+}
+
+front_state_for() { echo "$run_dir/haproxy-$1.state"; }
+
+# front_command PORT COMMAND: sends COMMAND to front PORT's stats socket and
+# prints the answer. Fails when the socket does not answer.
+front_command() {
+  python3 - "$(front_sock_for "$1")" "$2" <<'PY'
+import socket, sys
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    s.sendall(sys.argv[2].encode() + b"\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+except OSError as e:
+    sys.exit(f"the stats socket {sys.argv[1]} does not answer: {e}")
+sys.stdout.write(data.decode(errors="replace"))
+PY
+}
+
+# Saves the state of the nodes behind front PORT (up, down, in maintenance)
+# where the next HAProxy worker reads it at a reload.
+front_save_state() {
+  local state
+  state=$(front_state_for "$1")
+  front_command "$1" "show servers state" >"$state.tmp" && mv -f "$state.tmp" "$state"
+}
+
+# Prints a line per node behind front PORT: its name and address, HAProxy's
+# view of it (UP, DOWN, MAINT, …, with the last check), the requests it is
+# serving and those queued for it, and how many it has served.
+front_servers() {
+  local stat
+  stat=$(front_command "$1" "show stat") || return 1
+  python3 - "$stat" <<'PY'
+import csv, io, sys
+for r in csv.DictReader(io.StringIO(sys.argv[1].lstrip("# "))):
+    if r["pxname"] == "nodes" and r["svname"] not in ("BACKEND", "FRONTEND"):
+        print(f"{r['svname']} {r['addr']}: {r['status']} (check: {r['check_status']}), "
+              f"{r['scur']} in progress, {r['qcur']} queued, {r['stot']} served")
+PY
+}
+
+# front_node_state PORT STATE: every running front of this checkout that has
+# node PORT behind it puts it in STATE: `maint` before the node stops (no
+# new request goes to it; those in flight end), `ready` once it is ready
+# again (back in rotation). A restarted node is thus never sent a request
+# while it loads, even when it binds its port before its health check has
+# seen it go down.
+front_node_state() {
+  local port=$1 state=$2 lb name
+  for lb in $(recorded_fronts); do
+    is_our_front "$(cat "$(front_pidfile_for "$lb")" 2>/dev/null)" "$lb" || continue
+    name=$(awk -v p=":$port" '$1 == "server" && substr($3, length($3) - length(p) + 1) == p { print $2 }' "$(front_cfg_for "$lb")")
+    [ -n "$name" ] || continue
+    if front_command "$lb" "set server nodes/$name state $state" >/dev/null; then
+      echo "front $lb: node $name set to $state"
+    fi
+  done
+}
+
+# True when PID is the HAProxy master this checkout started for front PORT
+# (its name, and its configuration file on its command line).
+is_our_front() {
+  local pid=$1 port=$2
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "haproxy" ] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$(front_cfg_for "$port")"
+}
+
+# Front ports that have a PID file.
+recorded_fronts() {
+  local f
+  for f in "$run_dir"/haproxy-*.pid; do
+    [ -e "$f" ] || continue
+    f=${f##*/haproxy-}
+    echo "${f%.pid}"
+  done
+}
+
+# Stops the front recorded for PORT (SIGUSR1: a soft stop that lets the
+# requests in flight end, then SIGTERM). Callers hold the lock of PORT.
+stop_front() {
+  local port=$1 pidfile pid waited=0 limit=${TTS_STOP_TIMEOUT_S:-30}
+  pidfile=$(front_pidfile_for "$port")
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if ! is_our_front "$pid" "$port"; then
+    echo "front $port: stale PID file (PID ${pid:-none} is not our HAProxy); removing it"
+    rm -f "$pidfile"
+    return 0
+  fi
+  kill -USR1 "$pid" 2>/dev/null || true
+  while is_our_front "$pid" "$port" && [ "$waited" -lt $((limit * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if is_our_front "$pid" "$port"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$pidfile"
+  echo "front $port: stopped HAProxy PID $pid"
+}

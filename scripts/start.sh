@@ -47,6 +47,8 @@ if [ "$voice" != "en_US-joe-medium" ] && [ ! -d "$cache/piper/$voice" ] && ! fin
 fi
 
 lock_port "$port"
+# Behind a front (scripts/start-cluster.sh): out of rotation until ready.
+front_node_state "$port" maint
 stop_port "$port"
 connect_host=$host
 [ "$host" = "0.0.0.0" ] && connect_host=127.0.0.1
@@ -81,3 +83,4 @@ until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>
   sleep 0.2
 done
 echo "tts-node ready: http://$connect_host:$port/ (PID $pid)"
+front_node_state "$port" ready

@@ -6,6 +6,7 @@
 //! through [`gelf_tracing::graylog::check`], and records what Graylog would
 //! keep, reject, or drop silently.
 
+pub mod cluster;
 pub mod mounts;
 pub mod node;
 pub mod receivers;

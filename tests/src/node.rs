@@ -368,7 +368,21 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to node");
+    try_http(port, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`http`] that reports a refused connection or a response with no HTTP
+/// head as an error instead of panicking (a client under load that counts
+/// failures).
+pub fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(300))).ok();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -378,12 +392,19 @@ pub fn http(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send request");
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("send the request to 127.0.0.1:{port}: {e}"))?;
     // The server may answer (413) before reading a large body: ignore a failed write.
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    parse_response(&raw)
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!(
+            "no HTTP head from 127.0.0.1:{port} in {:?}",
+            String::from_utf8_lossy(&raw)
+        ));
+    }
+    Ok(parse_response(&raw))
 }
 
 fn parse_response(raw: &[u8]) -> Response {

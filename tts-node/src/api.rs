@@ -199,7 +199,9 @@ impl<S: Send + Sync> FromRequest<S> for TtsBody {
 // ---------------------------------------------------------------- middleware
 
 /// Request ids: taken from `X-Request-Id` when sane, else generated; echoed
-/// in the response. Each synthesis request runs inside a `synthesize` span.
+/// in the response with `X-Node-Id`, so that a client (or the HAProxy front,
+/// which logs both) knows which node answered. Each synthesis request runs
+/// inside a `synthesize` span.
 async fn request_context(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -233,6 +235,9 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
         .await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state.cfg.node_id) {
+        resp.headers_mut().insert("x-node-id", v);
     }
     if let Some(err) = resp.extensions_mut().remove::<NodeError>() {
         // The one event of a failed request, in its span.
@@ -850,6 +855,11 @@ mod tests {
                 .unwrap_or_default()
                 .to_owned();
             assert_eq!(j["error"]["request_id"], id.as_str(), "{code}");
+            assert_eq!(
+                r.headers["x-node-id"].to_str().unwrap_or_default(),
+                "tts-node-01",
+                "{code}: the node names itself"
+            );
             if sent_id {
                 assert_eq!(id, "test-req-1", "the client's id is echoed");
             } else {

@@ -102,8 +102,13 @@ pub struct Config {
 impl Config {
     /// Checks ranges and relations the parser cannot; the error names the setting.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.node_id.trim().is_empty() || self.node_id.len() > 128 {
-            bail!("--node-id / NODE_ID must have 1 to 128 characters");
+        if self.node_id.is_empty()
+            || self.node_id.len() > 128
+            || !self.node_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            bail!(
+                "--node-id / NODE_ID must have 1 to 128 visible ASCII characters (it is sent as the X-Node-Id header)"
+            );
         }
         if self.port == 0 {
             bail!("--port / TTS_PORT must be from 1 to 65535");
@@ -197,6 +202,8 @@ mod tests {
     #[test]
     fn bad_settings_name_the_setting() {
         for (args, name) in [
+            (vec!["--node-id", "node 01"], "NODE_ID"),
+            (vec!["--node-id", ""], "NODE_ID"),
             (vec!["--workers", "0"], "TTS_WORKERS"),
             (
                 vec!["--threads-per-worker", "1000"],
