@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use e2e::cluster::Cluster;
 use e2e::node::{
     self, events_where, gelf_env, http, node_pids_on_port, post_json, script, Node, Wav,
 };
@@ -403,45 +404,33 @@ fn every_error_case_has_its_code_and_one_error_event() {
 fn three_nodes_ship_to_one_receiver_separable_by_node_id() {
     let _serial = node::serial();
     let rx = GelfReceiver::start();
-    let base = node::free_port_run(3);
-    let run = node::run_dir("cluster").display().to_string();
-    let env = vec![
-        ("TTS_PORT", base.to_string()),
-        ("TTS_RUN_DIR", run.clone()),
-        ("GELF_ENDPOINT", rx.endpoint()),
-        ("NODE_ID_PREFIX", "cluster-node".to_string()),
-    ];
-    let started = script("start-cluster.sh", &["3"], &env);
-    let stop_all = || script("stop.sh", &["--all"], &env);
-    if !started.status.success() {
-        stop_all();
-        panic!("start-cluster.sh failed");
-    }
+    let cluster = Cluster::start("cluster", 3, &[("GELF_ENDPOINT", rx.endpoint())]);
     let mut want = HashMap::new();
-    for i in 0..3u16 {
-        let id = format!("cluster-node-{:02}", i + 1);
-        for k in 0..=i {
+    for i in 1..=3u16 {
+        for k in 0..i {
             let r = post_json(
-                base + i,
+                cluster.node_port(i),
                 "/api/tts",
                 &json!({"text": format!("Node {i}, request {k}.")}),
                 &[],
             );
             assert_eq!(r.status, 200);
+            assert_eq!(r.header("x-node-id"), Some(cluster.node_id(i).as_str()));
         }
-        want.insert(id, usize::from(i) + 1);
+        want.insert(cluster.node_id(i), usize::from(i));
     }
-    let status = script("status.sh", &["--all"], &env);
-    let events = events_where(&rx, 6, |m| short_message(m) == COMPLETED);
-    stop_all();
+    let status = cluster.script("status.sh", &["--all"], &[]);
     assert!(status.status.success());
+    let events = events_where(&rx, 6, |m| short_message(m) == COMPLETED);
     let mut got: HashMap<String, usize> = HashMap::new();
     for e in &events {
         *got.entry(field_str(e, "node_id").unwrap_or("?").to_owned())
             .or_default() += 1;
     }
     assert_eq!(got, want);
-    for p in base..base + 3 {
+    let ports: Vec<u16> = (1..=3).map(|i| cluster.node_port(i)).collect();
+    drop(cluster);
+    for p in ports {
         assert!(node_pids_on_port(p).is_empty());
     }
 }

@@ -42,6 +42,7 @@ use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 
 use crate::encode::{OwnedField, OwnedValue};
+use crate::fields;
 
 /// Distinct unknown codes counted before further ones are counted together.
 const MAX_UNKNOWN_CODES: usize = 256;
@@ -159,7 +160,10 @@ impl AttributionRules {
             prefixes: Vec::new(),
             keywords: None,
             keyword_rules: Vec::new(),
-            unknown: OwnedField::new("error_category", OwnedValue::Str("unknown".into())),
+            unknown: OwnedField::new(
+                fields::ERROR_CATEGORY,
+                OwnedValue::Str(fields::UNKNOWN_CATEGORY.into()),
+            ),
             count: 0,
             unknown_codes: Mutex::new(BTreeMap::new()),
         };
@@ -186,11 +190,23 @@ impl AttributionRules {
                 }
             }
             let mut fields = vec![
-                OwnedField::new("component", OwnedValue::Str(r.component.trim().into())),
-                OwnedField::new("error_category", OwnedValue::Str(r.category.trim().into())),
-                OwnedField::new("severity", OwnedValue::Str(r.severity.as_str().into())),
+                OwnedField::new(
+                    fields::COMPONENT,
+                    OwnedValue::Str(r.component.trim().into()),
+                ),
+                OwnedField::new(
+                    fields::ERROR_CATEGORY,
+                    OwnedValue::Str(r.category.trim().into()),
+                ),
+                OwnedField::new(
+                    fields::SEVERITY,
+                    OwnedValue::Str(r.severity.as_str().into()),
+                ),
             ];
-            for (name, v) in [("root_cause", &r.root_cause), ("solution", &r.solution)] {
+            for (name, v) in [
+                (fields::ROOT_CAUSE, &r.root_cause),
+                (fields::SOLUTION, &r.solution),
+            ] {
                 if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                     fields.push(OwnedField::new(name, OwnedValue::Str(v.into())));
                 }

@@ -24,6 +24,7 @@ use std::rc::Rc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::fields;
 use crate::redact::Redactor;
 use crate::stats::DropCause;
 
@@ -681,7 +682,9 @@ fn write_doc(cfg: &EncodeConfig, scratch: &Scratch, doc: &Doc, out: &mut Vec<u8>
         }
     }
     if doc.truncated {
-        out.extend_from_slice(b",\"_truncated\":\"true\"");
+        out.extend_from_slice(b",\"_");
+        out.extend_from_slice(fields::TRUNCATED.as_bytes());
+        out.extend_from_slice(b"\":\"true\"");
     }
     out.push(b'}');
 }
@@ -852,15 +855,15 @@ pub(crate) fn encode_drop_notice(
         .join(", ");
     let msg = format!("gelf-tracing dropped {dropped_since} events ({causes})");
     scratch.message = Some(scratch.push_text(&msg));
-    scratch.add_meta_u64("gelf_dropped", dropped_since);
-    scratch.add_meta_u64("gelf_dropped_total", dropped_total);
+    scratch.add_meta_u64(fields::GELF_DROPPED, dropped_since);
+    scratch.add_meta_u64(fields::GELF_DROPPED_TOTAL, dropped_total);
     let mut names = Vec::new();
     for (cause, n) in by_cause.iter().filter(|(_, n)| *n > 0) {
         names.push(cause.name());
         scratch.add_meta_u64(cause.field_name(), *n);
     }
-    scratch.add_meta_str("gelf_drop_causes", &names.join(","));
-    scratch.add_meta_str("target", "gelf_tracing");
+    scratch.add_meta_str(fields::GELF_DROP_CAUSES, &names.join(","));
+    scratch.add_meta_str(fields::TARGET, "gelf_tracing");
     for f in statics {
         scratch.add_owned_if_absent(f);
     }

@@ -15,6 +15,7 @@ use tracing_subscriber::Layer;
 
 use crate::attribution::AttributionRules;
 use crate::encode::{encode_event, EncodeConfig, FieldVisitor, OwnedField, Scratch};
+use crate::fields;
 use crate::redact::Redactor;
 use crate::worker::{Shared, IN_WORKER};
 use crate::{GelfLayerBuilder, OverflowPolicy};
@@ -167,19 +168,19 @@ impl GelfLayer {
                 }
             }
         }
-        scratch.add_meta_str("target", meta.target());
+        scratch.add_meta_str(fields::TARGET, meta.target());
         if let Some(m) = meta.module_path() {
-            scratch.add_meta_str("module_path", m);
+            scratch.add_meta_str(fields::MODULE_PATH, m);
         }
         if let Some(f) = meta.file() {
-            scratch.add_meta_str("file", f);
+            scratch.add_meta_str(fields::FILE, f);
         }
         if let Some(l) = meta.line() {
-            scratch.add_meta_u64("line", u64::from(l));
+            scratch.add_meta_u64(fields::LINE, u64::from(l));
         }
         if let Some(span) = leaf_path.and_then(|id| ctx.span(&id)) {
             if let Some(f) = span.extensions().get::<SpanFields>() {
-                scratch.add_meta_str("span", &f.path);
+                scratch.add_meta_str(fields::SPAN, &f.path);
             }
         }
         let mut out = Vec::with_capacity(scratch.size_hint());

@@ -100,6 +100,7 @@ mod builder;
 pub mod encode;
 mod endpoint;
 mod error;
+pub mod fields;
 #[cfg(any(test, feature = "testing"))]
 pub mod graylog;
 mod guard;

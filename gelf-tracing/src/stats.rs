@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use crate::fields;
 use crossbeam_utils::CachePadded;
 
 /// A snapshot of the layer's delivery figures.
@@ -183,12 +184,12 @@ impl DropCause {
     /// The drop notice's field for this cause.
     pub(crate) fn field_name(self) -> &'static str {
         match self {
-            DropCause::QueueFull => "gelf_dropped_queue_full",
-            DropCause::Shutdown => "gelf_dropped_shutdown",
-            DropCause::Rejected => "gelf_dropped_rejected",
-            DropCause::SpoolFull => "gelf_dropped_spool_full",
-            DropCause::SpoolCorrupt => "gelf_dropped_spool_corrupt",
-            DropCause::SpoolIo => "gelf_dropped_spool_io",
+            DropCause::QueueFull => fields::GELF_DROPPED_QUEUE_FULL,
+            DropCause::Shutdown => fields::GELF_DROPPED_SHUTDOWN,
+            DropCause::Rejected => fields::GELF_DROPPED_REJECTED,
+            DropCause::SpoolFull => fields::GELF_DROPPED_SPOOL_FULL,
+            DropCause::SpoolCorrupt => fields::GELF_DROPPED_SPOOL_CORRUPT,
+            DropCause::SpoolIo => fields::GELF_DROPPED_SPOOL_IO,
         }
     }
 
