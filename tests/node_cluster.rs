@@ -229,6 +229,8 @@ fn three_nodes_behind_the_front_lose_no_request_while_nodes_die_and_restart() {
         not_ready.is_empty(),
         "requests reached loading nodes: {not_ready:?}"
     );
+    // Through restarts and kill -9 too, nodes sent only catalogued fields.
+    node::assert_fields_catalogued(&rx);
 
     // Streaming through the front: the first audio within 50 ms of what a
     // node alone gives (medians of 5, the two alternated).

@@ -184,6 +184,8 @@ fn synthesis_returns_speech_and_exactly_one_typed_event_per_request() {
             .any(|m| short_message(m).starts_with("Node ready")),
         "startup event"
     );
+    drop(r);
+    node::assert_fields_catalogued(&rx);
 }
 
 #[test]
@@ -398,6 +400,7 @@ fn every_error_case_has_its_code_and_one_error_event() {
     );
     assert!(metrics.contains("tts_gelf_sent_total"));
     assert!(rx.lock().dropped_fields.is_empty());
+    node::assert_fields_catalogued(&rx);
 }
 
 #[test]
@@ -588,6 +591,7 @@ fn start_failures_are_told_apart_by_error_code() {
     }
     assert!(field_str(&failed[0], "solution").is_some_and(|s| s.contains("TTS_PORT")));
     assert!(rx.lock().dropped_fields.is_empty());
+    node::assert_fields_catalogued(&rx);
 }
 
 /// One sample of a scrape: `name{labels} value` (labels as written).

@@ -714,3 +714,52 @@ pub fn cer(said: &str, heard: &str) -> f64 {
     }
     prev[b.len()] as f64 / a.len().max(1) as f64
 }
+
+/// The field names `tts-node --print-graylog-fields` lists: the node's own,
+/// the GELF layer's and GELF's standard ones (the Graylog pack may use only
+/// these).
+pub fn graylog_fields() -> std::collections::BTreeSet<String> {
+    let out = Command::new(node_bin())
+        .arg("--print-graylog-fields")
+        .output()
+        .expect("run tts-node --print-graylog-fields");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON field list");
+    let mut names = std::collections::BTreeSet::new();
+    for f in v["node"].as_array().into_iter().flatten() {
+        names.insert(f["name"].as_str().unwrap_or_default().to_owned());
+    }
+    for key in ["gelf_layer", "gelf"] {
+        for f in v[key].as_array().into_iter().flatten() {
+            names.insert(f.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    names
+}
+
+/// Asserts that every additional field of every message received is one
+/// `--print-graylog-fields` lists, so the Graylog pack's check of its
+/// fields against that list covers what nodes really send.
+pub fn assert_fields_catalogued(rx: &crate::GelfReceiver) {
+    let known = graylog_fields();
+    let messages = rx.lock().accepted.clone();
+    assert!(!messages.is_empty(), "no GELF messages to check");
+    let mut unknown = std::collections::BTreeMap::new();
+    for m in &messages {
+        for name in m.fields.keys() {
+            if !known.contains(name) {
+                unknown
+                    .entry(name.clone())
+                    .or_insert_with(|| crate::short_message(m).to_owned());
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "fields sent but not in tts-node --print-graylog-fields (add them to tts-node/src/fields.rs): {unknown:?}"
+    );
+}

@@ -20,6 +20,7 @@ use crate::config::valid_voice_name;
 use crate::controls::{controls_for, Asked};
 use crate::engine::Job;
 use crate::errors::{Code, NodeError};
+use crate::fields;
 use crate::language::Choice;
 use crate::metrics::Gauges;
 use crate::respond::{respond, Answer};
@@ -218,17 +219,21 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
     let span = if matches!(route.as_str(), "/api/tts" | "/v1/audio/speech") {
         tracing::info_span!(
             "synthesize",
-            node_id = %state.cfg.node_id,
-            request_id = %request_id,
-            route = %route,
-            char_count = Empty,
-            voice = Empty,
-            model_version = Empty,
-            language = Empty,
-            voice_choice = Empty,
+            { fields::NODE_ID } = %state.cfg.node_id,
+            { fields::REQUEST_ID } = %request_id,
+            { fields::ROUTE } = %route,
+            { fields::CHAR_COUNT } = Empty,
+            { fields::VOICE } = Empty,
+            { fields::MODEL_VERSION } = Empty,
+            { fields::LANGUAGE } = Empty,
+            { fields::VOICE_CHOICE } = Empty,
         )
     } else {
-        tracing::info_span!("http", request_id = %request_id, route = %route)
+        tracing::info_span!(
+            "http",
+            { fields::REQUEST_ID } = %request_id,
+            { fields::ROUTE } = %route
+        )
     };
     let mut resp = REQUEST_ID
         .scope(request_id.clone(), next.run(req).instrument(span.clone()))

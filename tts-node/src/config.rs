@@ -94,12 +94,95 @@ pub struct Config {
     /// Print the error-code table (Markdown, as in the README) and exit.
     #[arg(long)]
     pub print_error_table: bool,
+    /// Print the fields the node's events carry (JSON: name, type, events)
+    /// and exit.
+    #[arg(long)]
+    pub print_graylog_fields: bool,
+    /// Print the Graylog content pack for a cluster (JSON) and exit; see
+    /// deploy/graylog/ and the --graylog-* settings.
+    #[arg(long)]
+    pub print_graylog_pack: bool,
+    /// Check a Graylog content pack (JSON file) against Graylog's rules and
+    /// the fields the node sends; exit 1 naming each problem.
+    #[arg(long, value_name = "FILE")]
+    pub check_graylog_pack: Option<PathBuf>,
+    /// The pack's node ids, `,`-separated: one stream each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tts-node-01,tts-node-02,tts-node-03"
+    )]
+    pub graylog_nodes: Vec<String>,
+    /// Where the pack's HTTP notification POSTs alerts (allowlisted in the pack).
+    #[arg(long)]
+    pub graylog_webhook_url: Option<String>,
+    /// Names the pack, its streams and dashboard; the pack id derives from it.
+    #[arg(long, default_value = "tts")]
+    pub graylog_cluster: String,
+    /// The pack's revision (raise it when the pack changes).
+    #[arg(long, default_value_t = 1)]
+    pub graylog_pack_rev: u32,
+    /// The GELF TCP input's default port (the pack parameter GELF_PORT).
+    #[arg(long, default_value_t = 12201)]
+    pub graylog_gelf_port: u16,
+    /// The alert bound on a node's p95 duration_ms over 5 minutes.
+    #[arg(long, default_value_t = 5000)]
+    pub graylog_p95_ms: u64,
     /// Seconds to finish queued requests on SIGTERM before failing them.
     #[arg(long, env = "TTS_SHUTDOWN_GRACE_S", default_value_t = 20.0)]
     pub shutdown_grace_s: f64,
 }
 
 impl Config {
+    /// The --graylog-* settings as a pack specification; the error names
+    /// the setting.
+    pub fn graylog_pack_spec(&self) -> anyhow::Result<crate::graylog::pack::PackSpec> {
+        let Some(url) = self.graylog_webhook_url.clone() else {
+            bail!("--graylog-webhook-url is required with --print-graylog-pack (where Graylog POSTs alerts)");
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(char::is_whitespace)
+        {
+            bail!("--graylog-webhook-url {url:?} is not an http:// or https:// URL");
+        }
+        let nodes: Vec<String> = self
+            .graylog_nodes
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .collect();
+        if nodes.is_empty()
+            || nodes
+                .iter()
+                .any(|n| n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bail!("--graylog-nodes must list node ids (1 to 128 visible ASCII characters each), `,`-separated");
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(d) = nodes.iter().find(|n| !seen.insert(n.as_str())) {
+            bail!("--graylog-nodes lists {d:?} twice");
+        }
+        if self.graylog_cluster.is_empty()
+            || !self
+                .graylog_cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!("--graylog-cluster must be letters, digits, '-' or '_'");
+        }
+        if self.graylog_gelf_port == 0 {
+            bail!("--graylog-gelf-port must be from 1 to 65535");
+        }
+        if self.graylog_p95_ms == 0 {
+            bail!("--graylog-p95-ms must be at least 1");
+        }
+        let mut spec = crate::graylog::pack::PackSpec::new(nodes, url);
+        spec.cluster = self.graylog_cluster.clone();
+        spec.rev = self.graylog_pack_rev;
+        spec.gelf_port = self.graylog_gelf_port;
+        spec.p95_bound_ms = self.graylog_p95_ms;
+        Ok(spec)
+    }
+
     /// Checks ranges and relations the parser cannot; the error names the setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.node_id.is_empty()

@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use crate::fields;
+
 /// How urgent an error is for the operator (`_severity` in Graylog).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -437,20 +439,20 @@ impl NodeError {
         let bytes_sent = self.audio_sent.map(|(_, b)| b);
         match spec.level {
             Level::Warn => tracing::warn!(
-                error_code = code,
-                component = spec.component,
-                http_status,
-                audio_sent_seconds,
-                bytes_sent,
+                { fields::ERROR_CODE } = code,
+                { gelf_tracing::fields::COMPONENT } = spec.component,
+                { fields::HTTP_STATUS } = http_status,
+                { fields::AUDIO_SENT_SECONDS } = audio_sent_seconds,
+                { fields::BYTES_SENT } = bytes_sent,
                 "{code}: {message}"
             ),
             Level::Error => tracing::error!(
-                error_code = code,
-                component = spec.component,
-                http_status,
-                audio_sent_seconds,
-                bytes_sent,
-                error = %message,
+                { fields::ERROR_CODE } = code,
+                { gelf_tracing::fields::COMPONENT } = spec.component,
+                { fields::HTTP_STATUS } = http_status,
+                { fields::AUDIO_SENT_SECONDS } = audio_sent_seconds,
+                { fields::BYTES_SENT } = bytes_sent,
+                { fields::ERROR } = %message,
                 "{code}: {message}"
             ),
         }

@@ -8,6 +8,8 @@ mod config;
 mod controls;
 mod engine;
 mod errors;
+mod fields;
+mod graylog;
 mod language;
 mod metrics;
 mod respond;
@@ -56,6 +58,21 @@ fn main() -> anyhow::Result<()> {
     if cfg.print_error_table {
         print!("{}", errors::markdown_table());
         return Ok(());
+    }
+    if cfg.print_graylog_fields {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&fields::catalogue_json())?
+        );
+        return Ok(());
+    }
+    if cfg.print_graylog_pack {
+        let pack = graylog::pack::content_pack(&cfg.graylog_pack_spec()?);
+        println!("{}", serde_json::to_string_pretty(&pack)?);
+        return Ok(());
+    }
+    if let Some(file) = &cfg.check_graylog_pack {
+        return graylog::check_file(file);
     }
     cfg.validate()?;
     let telemetry = telemetry::init(&cfg)?;

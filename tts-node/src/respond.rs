@@ -22,6 +22,7 @@ use tokio::time::timeout_at;
 use crate::audio::{Encoder, Format};
 use crate::engine::{Event, Job, Summary};
 use crate::errors::{Code, NodeError};
+use crate::fields;
 use crate::state::{AppState, Ready};
 use crate::telemetry::GpuMonitor;
 
@@ -41,11 +42,11 @@ pub async fn respond(
     let started = Instant::now();
     let span = tracing::Span::current();
     let info = job.voice.info();
-    span.record("char_count", job.text.chars().count() as u64);
-    span.record("voice", job.voice.name.as_str());
-    span.record("model_version", info.model_version.as_str());
-    span.record("language", job.language.as_str());
-    span.record("voice_choice", job.chosen.as_str());
+    span.record(fields::CHAR_COUNT, job.text.chars().count() as u64);
+    span.record(fields::VOICE, job.voice.name.as_str());
+    span.record(fields::MODEL_VERSION, info.model_version.as_str());
+    span.record(fields::LANGUAGE, job.language.as_str());
+    span.record(fields::VOICE_CHOICE, job.chosen.as_str());
     let voice_name = job.voice.name.clone();
     let sample_rate = info.sample_rate;
     let ready = state.ready()?;
@@ -254,29 +255,30 @@ fn completed(
     let gpu = ready.gpu.as_ref().and_then(GpuMonitor::memory);
     let ix = out.indextts2;
     tracing::info!(
-        engine = out.engine,
-        reference_seconds = ix.map(|x| x.reference_seconds),
-        mel_tokens = ix.map(|x| x.mel_tokens as u64),
-        reference_ms = ix.map(|x| x.reference_ms),
-        gpt_ms = ix.map(|x| x.gpt_ms),
-        s2mel_ms = ix.map(|x| x.s2mel_ms),
-        vocoder_ms = ix.map(|x| x.vocoder_ms),
-        duration_ms = elapsed.as_millis() as u64,
-        queue_wait_ms = out.queue_wait.as_millis() as u64,
-        first_audio_ms = first_audio.as_millis() as u64,
-        streamed = answer.streamed,
-        format = answer.format.name(),
-        audio_seconds,
-        rtf,
-        segments = out.segments as u64,
-        sample_rate = u64::from(out.sample_rate),
-        device = ready.device.as_str(),
-        gpu_memory_used_gb = gpu.map(|g| g.used_gb),
-        gpu_memory_total_gb = gpu.map(|g| g.total_gb),
-        gpu_process_memory_gb = gpu.and_then(|g| g.process_gb),
-        voices = out.voices.join(",").as_str(),
-        languages = out.languages.join(",").as_str(),
-        "Audio generation completed"
+        { fields::ENGINE } = out.engine,
+        { fields::REFERENCE_SECONDS } = ix.map(|x| x.reference_seconds),
+        { fields::MEL_TOKENS } = ix.map(|x| x.mel_tokens as u64),
+        { fields::REFERENCE_MS } = ix.map(|x| x.reference_ms),
+        { fields::GPT_MS } = ix.map(|x| x.gpt_ms),
+        { fields::S2MEL_MS } = ix.map(|x| x.s2mel_ms),
+        { fields::VOCODER_MS } = ix.map(|x| x.vocoder_ms),
+        { fields::DURATION_MS } = elapsed.as_millis() as u64,
+        { fields::QUEUE_WAIT_MS } = out.queue_wait.as_millis() as u64,
+        { fields::FIRST_AUDIO_MS } = first_audio.as_millis() as u64,
+        { fields::STREAMED } = answer.streamed,
+        { fields::FORMAT } = answer.format.name(),
+        { fields::AUDIO_SECONDS } = audio_seconds,
+        { fields::RTF } = rtf,
+        { fields::SEGMENTS } = out.segments as u64,
+        { fields::SAMPLE_RATE } = u64::from(out.sample_rate),
+        { fields::DEVICE } = ready.device.as_str(),
+        { fields::GPU_MEMORY_USED_GB } = gpu.map(|g| g.used_gb),
+        { fields::GPU_MEMORY_TOTAL_GB } = gpu.map(|g| g.total_gb),
+        { fields::GPU_PROCESS_MEMORY_GB } = gpu.and_then(|g| g.process_gb),
+        { fields::VOICES } = out.voices.join(",").as_str(),
+        { fields::LANGUAGES } = out.languages.join(",").as_str(),
+        "{}",
+        fields::COMPLETED
     );
     state
         .metrics

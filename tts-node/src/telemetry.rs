@@ -26,8 +26,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<Telemetry> {
             let mut builder = gelf_tracing::GelfLayer::builder()
                 .endpoint(endpoint)
                 .context("--gelf / GELF_ENDPOINT")?
-                .static_field("node_id", cfg.node_id.as_str())
-                .static_field("service", "tts-node")
+                .static_field(crate::fields::NODE_ID, cfg.node_id.as_str())
+                .static_field(crate::fields::SERVICE, "tts-node")
                 // A count of IndexTTS2's mel codes, not a secret "token".
                 .not_secret("mel_tokens")
                 .attribution(cfg.attribution()?);
