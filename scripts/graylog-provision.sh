@@ -15,9 +15,12 @@
 # Settings: GRAYLOG_USER / GRAYLOG_PASSWORD (default admin / admin) or
 # GRAYLOG_TOKEN (an access token; sent as user TOKEN:token); GELF_PORT (the
 # pack parameter, default: the pack's default); GRAYLOG_GELF_HOST (where the
-# input listens, default: URL's host); GRAYLOG_WAIT_S (default 300).
+# input listens, default: URL's host); GRAYLOG_WAIT_S (default 300);
+# TTS_NODE_BIN (the node binary that sends the test event; default: built
+# from this checkout, as start.sh does).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 url=${1:?usage: scripts/graylog-provision.sh URL [PACK]}
 url=${url%/}
@@ -126,23 +129,17 @@ echo "== $(grep -c . "$tmp/streams" || true) stream(s) running"
 
 gelf_host=${GRAYLOG_GELF_HOST:-$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).hostname)' "$url")}
 rid="provision-$(python3 -c 'import uuid; print(uuid.uuid4())')"
-python3 - "$gelf_host" "$port" "$rid" <<'EOF'
-import json, socket, sys, time
-host, port, rid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-msg = {"version": "1.1", "host": socket.gethostname(), "short_message": "graylog-provision.sh test event",
-       "timestamp": time.time(), "level": 6, "_node_id": "graylog-provision", "_request_id": rid,
-       "_service": "tts-node"}
-deadline = time.time() + 60
-while True:
-    try:
-        with socket.create_connection((host, port), timeout=5) as s:
-            s.sendall(json.dumps(msg).encode() + b"\0")
-        break
-    except OSError as e:
-        if time.time() > deadline:
-            sys.exit(f"graylog-provision: the GELF input {host}:{port} does not accept connections: {e}")
-        time.sleep(1)
-EOF
+node_bin=$(resolve_node_bin) || exit 1
+# Through the layer, as a node sends: it exits 1 unless the input took it.
+deadline=$((SECONDS + 60))
+until env -u GELF_SPOOL_DIR NODE_ID=graylog-provision GELF_ENDPOINT="tcp://$gelf_host:$port" \
+  "$node_bin" --send-gelf-test-event "$rid" >"$tmp/send.log" 2>&1; do
+  if [ $SECONDS -ge $deadline ]; then
+    echo "graylog-provision: the GELF input $gelf_host:$port did not take a test event: $(tail -3 "$tmp/send.log")" >&2
+    exit 1
+  fi
+  sleep 2
+done
 echo "== sent a test event to $gelf_host:$port (request_id $rid)"
 
 printf '{"query":"request_id:%s","timerange":{"type":"relative","range":600},"fields":["timestamp","node_id","request_id"],"size":5}' \

@@ -76,6 +76,7 @@ fn provision(standin: &StandIn, gelf_port: u16, password: &str) -> Output {
         .env("GRAYLOG_PASSWORD", password)
         .env("GELF_PORT", gelf_port.to_string())
         .env("GRAYLOG_WAIT_S", "30")
+        .env("TTS_NODE_BIN", node::node_bin())
         .output()
         .expect("run graylog-provision.sh");
     eprintln!(
@@ -105,6 +106,11 @@ fn provisions_idempotently(version: &str) -> (StandIn, u16) {
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("installed revision 1"), "{stdout}");
     assert!(stdout.contains("found the test event"), "{stdout}");
+    // The test event came through the layer (it adds `target`, and the
+    // node's static fields), with the node id the script gives it.
+    let through_layer =
+        standin.search("node_id:graylog-provision AND _exists_:target AND service:tts-node");
+    assert_eq!(through_layer["datarows"].as_array().map(Vec::len), Some(1));
     let state = standin.state();
     assert_eq!(count(&state, "installations"), 1);
     assert_eq!(count(&state, "inputs"), 1);

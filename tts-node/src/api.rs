@@ -253,7 +253,7 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
     resp
 }
 
-fn sane_request_id(s: &str) -> bool {
+pub(crate) fn sane_request_id(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))

@@ -106,6 +106,11 @@ pub struct Config {
     /// the fields the node sends; exit 1 naming each problem.
     #[arg(long, value_name = "FILE")]
     pub check_graylog_pack: Option<PathBuf>,
+    /// Send one GELF event with this request id through the layer to
+    /// GELF_ENDPOINT, wait until it is delivered, and exit (1 when it is
+    /// not): how scripts/graylog-provision.sh proves the pack's input works.
+    #[arg(long, value_name = "REQUEST_ID")]
+    pub send_gelf_test_event: Option<String>,
     /// The pack's node ids, `,`-separated: one stream each.
     #[arg(
         long,

@@ -76,6 +76,9 @@ fn main() -> anyhow::Result<()> {
     }
     cfg.validate()?;
     let telemetry = telemetry::init(&cfg)?;
+    if let Some(request_id) = &cfg.send_gelf_test_event {
+        return send_test_event(&cfg, &telemetry, request_id);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -315,4 +318,38 @@ async fn shutdown_signal(state: Arc<AppState>, mut stop: tokio::sync::watch::Rec
     } else {
         tracing::info!(reason, "Node shutting down before the voice was loaded");
     }
+}
+
+/// `--send-gelf-test-event`: one event through the layer, delivered or an error.
+fn send_test_event(
+    cfg: &Config,
+    telemetry: &telemetry::Telemetry,
+    request_id: &str,
+) -> anyhow::Result<()> {
+    let Some(gelf) = &telemetry.gelf else {
+        anyhow::bail!("--send-gelf-test-event needs --gelf / GELF_ENDPOINT");
+    };
+    if !api::sane_request_id(request_id) {
+        anyhow::bail!(
+            "--send-gelf-test-event {request_id:?} is not a request id (1-128 of A-Za-z0-9._:-)"
+        );
+    }
+    tracing::info!(
+        { fields::NODE_ID } = %cfg.node_id,
+        { fields::REQUEST_ID } = request_id,
+        "Graylog provisioning test event"
+    );
+    gelf.flush(std::time::Duration::from_secs(30))
+        .context("the test event was not delivered in 30 s")?;
+    let stats = gelf.stats();
+    if stats.sent == 0 || stats.dropped > 0 {
+        anyhow::bail!(
+            "the test event was not delivered to {:?} (sent {}, dropped {})",
+            cfg.gelf,
+            stats.sent,
+            stats.dropped
+        );
+    }
+    println!("sent a GELF test event with request_id {request_id}");
+    Ok(())
 }
