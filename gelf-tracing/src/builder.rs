@@ -702,6 +702,8 @@ impl GelfLayerBuilder {
                 overflow: self.overflow,
                 attribution: self.attribution.clone(),
             }),
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::otel::OtelLookup::default(),
         };
         let guard = GelfGuard {
             handle: GelfHandle {

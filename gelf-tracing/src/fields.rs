@@ -24,6 +24,12 @@ pub const LINE: &str = "line";
 pub const SPAN: &str = "span";
 /// `"true"` on a message cut to the size limit.
 pub const TRUNCATED: &str = "truncated";
+/// Feature `opentelemetry`: the OpenTelemetry trace id of the event's span
+/// (32 lower-case hex digits).
+pub const TRACE_ID: &str = "trace_id";
+/// Feature `opentelemetry`: the OpenTelemetry span id of the event's span
+/// (16 lower-case hex digits).
+pub const SPAN_ID: &str = "span_id";
 
 /// Attribution ([`crate::AttributionRules`]): the component an error is in.
 pub const COMPONENT: &str = "component";
@@ -67,6 +73,8 @@ pub const ALL: &[&str] = &[
     LINE,
     SPAN,
     TRUNCATED,
+    TRACE_ID,
+    SPAN_ID,
     COMPONENT,
     ERROR_CATEGORY,
     SEVERITY,

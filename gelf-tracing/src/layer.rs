@@ -56,6 +56,8 @@ pub struct GelfLayer {
     pub(crate) evict: Receiver<Vec<u8>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inner: Arc<LayerConfig>,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel: crate::otel::OtelLookup,
 }
 
 /// Encoding settings the layer needs on every event.
@@ -183,6 +185,14 @@ impl GelfLayer {
                 scratch.add_meta_str(fields::SPAN, &f.path);
             }
         }
+        #[cfg(feature = "opentelemetry")]
+        if let Some((trace_id, span_id)) = ctx
+            .event_span(event)
+            .and_then(|span| self.otel.ids(&span.id()))
+        {
+            scratch.add_meta_str(fields::TRACE_ID, &trace_id);
+            scratch.add_meta_str(fields::SPAN_ID, &span_id);
+        }
         let mut out = Vec::with_capacity(scratch.size_hint());
         let outcome = encode_event(
             &cfg.encode,
@@ -258,6 +268,11 @@ impl<S> Layer<S> for GelfLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.otel.register(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else {
             return;

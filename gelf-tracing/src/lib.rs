@@ -40,6 +40,11 @@
 //! for values. With the `testing` feature, `graylog::check` applies
 //! Graylog's rules to a payload.
 //!
+//! With the `opentelemetry` feature, and `tracing-opentelemetry`'s layer in
+//! the same subscriber, each event inside a span also carries `_trace_id`
+//! and `_span_id`: the OpenTelemetry ids of that span, in hex, so a Graylog
+//! search joins with the trace. Without that layer nothing changes.
+//!
 //! # Delivery
 //!
 //! Events are encoded on the caller's thread (so borrowed values need no
@@ -105,6 +110,8 @@ pub mod fields;
 pub mod graylog;
 mod guard;
 mod layer;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod redact;
 mod spool;
 mod stats;
