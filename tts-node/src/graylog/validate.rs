@@ -569,11 +569,7 @@ impl Checker<'_> {
                 );
             }
         }
-        let rules = o
-            .get("stream_rules")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let rules = list(o.get("stream_rules"));
         for (i, r) in rules.iter().enumerate() {
             let rp = idx(&at(path, "stream_rules"), i);
             let Some(ro) = self.keys(
@@ -749,14 +745,7 @@ impl Checker<'_> {
                 if so.get("data_type").and_then(Value::as_str) != Some("string") {
                     self.bad("event-series", &at(&fp, "data_type"), "must be \"string\"");
                 }
-                for (j, p) in so
-                    .get("providers")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .enumerate()
-                {
+                for (j, p) in list(so.get("providers")).iter().enumerate() {
                     let pp = idx(&at(&fp, "providers"), j);
                     if p["type"] == "template-v1" {
                         if self
@@ -777,14 +766,7 @@ impl Checker<'_> {
                 }
             }
         }
-        for (j, k) in o
-            .get("key_spec")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (j, k) in list(o.get("key_spec")).iter().enumerate() {
             let k = k.as_str().unwrap_or_default();
             if !spec_names.contains(k) {
                 self.bad(
@@ -809,11 +791,7 @@ impl Checker<'_> {
                 );
             }
         }
-        let notifications = o
-            .get("notifications")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let notifications = list(o.get("notifications"));
         for (j, n) in notifications.iter().enumerate() {
             let np = idx(&at(path, "notifications"), j);
             let Some(no) = self.keys(n, &np, &["notification_parameters"], &["notification_id"])
@@ -830,11 +808,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let storage = o
-            .get("storage")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let storage = list(o.get("storage"));
         for (j, st) in storage.iter().enumerate() {
             let sp = idx(&at(path, "storage"), j);
             if self.keys(st, &sp, &[], &["type", "streams"]).is_none() {
@@ -847,13 +821,7 @@ impl Checker<'_> {
                     "storage is persist-to-streams-v1",
                 );
             }
-            for (k, s) in st["streams"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
+            for (k, s) in list(Some(&st["streams"])).iter().enumerate() {
                 if !SYSTEM_STREAMS.contains(&s.as_str().unwrap_or_default()) {
                     self.bad(
                         "reference",
@@ -982,11 +950,7 @@ impl Checker<'_> {
         for (j, g) in group_by.iter().enumerate() {
             self.field(g, &idx(&at(path, "group_by"), j));
         }
-        let series = o
-            .get("series")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let series = list(o.get("series"));
         let mut series_ids = BTreeSet::new();
         for (j, s) in series.iter().enumerate() {
             let sp = idx(&at(path, "series"), j);
@@ -1328,11 +1292,7 @@ impl Checker<'_> {
         ) else {
             return;
         };
-        let queries = search
-            .get("queries")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let queries = list(search.get("queries"));
         if queries.is_empty() {
             self.bad(
                 "widget-mapping",
@@ -1366,11 +1326,7 @@ impl Checker<'_> {
             }
             self.timerange(&q["timerange"], &at(&qp, "timerange"));
             self.backend_query(&q["query"], &at(&qp, "query"));
-            let sts = qo
-                .get("search_types")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let sts = list(qo.get("search_types"));
             let mut mine = BTreeMap::new();
             for (j, st) in sts.iter().enumerate() {
                 let stp = idx(&at(&qp, "search_types"), j);
@@ -1422,21 +1378,9 @@ impl Checker<'_> {
                 continue;
             };
             let mine = search_types.get(qid).cloned().unwrap_or_default();
-            let mapping = vo
-                .get("widget_mapping")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let positions = vo
-                .get("positions")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let widgets = vo
-                .get("widgets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mapping = map(vo.get("widget_mapping"));
+            let positions = map(vo.get("positions"));
+            let widgets = list(vo.get("widgets"));
             let mut widget_ids = BTreeSet::new();
             for (k, w) in widgets.iter().enumerate() {
                 let wp = idx(&at(&vp, "widgets"), k);
@@ -1716,14 +1660,7 @@ impl Checker<'_> {
         self.buckets(&st["row_groups"], &at(path, "row_groups"));
         self.buckets(&st["column_groups"], &at(path, "column_groups"));
         let mut seen = BTreeSet::new();
-        for (i, s) in o
-            .get("series")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, s) in list(o.get("series")).iter().enumerate() {
             let sp = idx(&at(path, "series"), i);
             if let Some(id) = self.series(s, &sp, "pivot") {
                 if !seen.insert(id.clone()) {
@@ -1811,14 +1748,7 @@ impl Checker<'_> {
             );
         }
         for key in ["row_pivots", "column_pivots"] {
-            for (i, p) in cfg
-                .get(key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
+            for (i, p) in list(cfg.get(key)).iter().enumerate() {
                 let pp = idx(&at(&cp, key), i);
                 if self
                     .keys(p, &pp, &[], &["fields", "type", "config"])
@@ -1853,7 +1783,7 @@ impl Checker<'_> {
                         "a pivot is values or time",
                     ),
                 }
-                for f in p["fields"].as_array().cloned().unwrap_or_default() {
+                for f in list(Some(&p["fields"])) {
                     let f = f.as_str().unwrap_or_default();
                     if f != "timestamp" {
                         self.field(f, &at(&pp, "fields"));
@@ -1863,17 +1793,10 @@ impl Checker<'_> {
         }
         let pivot_series: BTreeSet<String> = targets
             .iter()
-            .flat_map(|t| t["series"].as_array().cloned().unwrap_or_default())
+            .flat_map(|t| list(Some(&t["series"])))
             .filter_map(|s| s["id"].as_str().map(str::to_owned))
             .collect();
-        for (i, s) in cfg
-            .get("series")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, s) in list(cfg.get("series")).iter().enumerate() {
             let sp = idx(&at(&cp, "series"), i);
             if self.keys(s, &sp, &[], &["config", "function"]).is_none() {
                 continue;
@@ -1899,6 +1822,16 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The array `v` holds, or none.
+fn list(v: Option<&Value>) -> Vec<Value> {
+    v.and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+/// The object `v` holds, or an empty one.
+fn map(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
 /// Whether a JSON value is of a content-pack value type (Graylog's
