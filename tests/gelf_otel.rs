@@ -31,14 +31,19 @@ fn wait_for(rx: &GelfReceiver, n: usize) {
     }
 }
 
+/// The layer, shipping to `rx` over TCP.
+fn gelf_to(rx: &GelfReceiver) -> (GelfLayer, gelf_tracing::GelfGuard) {
+    GelfLayer::builder()
+        .endpoint(&rx.endpoint())
+        .expect("endpoint")
+        .build()
+        .expect("layer")
+}
+
 #[test]
 fn events_carry_the_opentelemetry_ids_of_their_span() {
     let rx = GelfReceiver::start();
-    let (gelf, guard) = GelfLayer::builder()
-        .endpoint(&rx.endpoint())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (gelf, guard) = gelf_to(&rx);
     let provider = SdkTracerProvider::builder().build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("gelf-otel-test"));
     let subscriber = tracing_subscriber::registry().with(otel).with(gelf);
@@ -107,11 +112,7 @@ fn events_carry_the_opentelemetry_ids_of_their_span() {
 #[test]
 fn without_an_opentelemetry_layer_no_ids_are_sent() {
     let rx = GelfReceiver::start();
-    let (gelf, guard) = GelfLayer::builder()
-        .endpoint(&rx.endpoint())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (gelf, guard) = gelf_to(&rx);
     let subscriber = tracing_subscriber::registry().with(gelf);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info_span!("request").in_scope(|| tracing::info!("in a span"));
