@@ -155,11 +155,7 @@ impl Config {
             .iter()
             .map(|n| n.trim().to_owned())
             .collect();
-        if nodes.is_empty()
-            || nodes
-                .iter()
-                .any(|n| n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_graphic()))
-        {
+        if nodes.is_empty() || !nodes.iter().all(|n| valid_node_id(n)) {
             bail!("--graylog-nodes must list node ids (1 to 128 visible ASCII characters each), `,`-separated");
         }
         let mut seen = std::collections::HashSet::new();
@@ -190,10 +186,7 @@ impl Config {
 
     /// Checks ranges and relations the parser cannot; the error names the setting.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.node_id.is_empty()
-            || self.node_id.len() > 128
-            || !self.node_id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !valid_node_id(&self.node_id) {
             bail!(
                 "--node-id / NODE_ID must have 1 to 128 visible ASCII characters (it is sent as the X-Node-Id header)"
             );
@@ -265,6 +258,12 @@ impl Config {
     }
 }
 
+/// True for a node id: 1 to 128 visible ASCII characters (it is sent as the
+/// `X-Node-Id` header and matched exactly by the Graylog pack's streams).
+pub fn valid_node_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// True for names that may be used as a voice name: short, and only
 /// characters that cannot form a path (no `/`, no `..` on its own).
 pub fn valid_voice_name(name: &str) -> bool {
@@ -285,6 +284,46 @@ mod tests {
         let mut all = vec!["tts-node"];
         all.extend_from_slice(args);
         Config::parse_from(all)
+    }
+
+    #[test]
+    fn bad_graylog_pack_settings_name_the_setting() {
+        let url = ["--graylog-webhook-url", "http://h/x"];
+        for (args, name) in [
+            (vec![], "--graylog-webhook-url"),
+            (
+                vec!["--graylog-webhook-url", "ftp://h/x"],
+                "--graylog-webhook-url",
+            ),
+            (
+                vec![url[0], url[1], "--graylog-nodes", "a,,b"],
+                "--graylog-nodes",
+            ),
+            (
+                vec![url[0], url[1], "--graylog-nodes", "a,a"],
+                "--graylog-nodes",
+            ),
+            (
+                vec![url[0], url[1], "--graylog-cluster", "a b"],
+                "--graylog-cluster",
+            ),
+            (
+                vec![url[0], url[1], "--graylog-gelf-port", "0"],
+                "--graylog-gelf-port",
+            ),
+            (
+                vec![url[0], url[1], "--graylog-p95-ms", "0"],
+                "--graylog-p95-ms",
+            ),
+        ] {
+            let err = parse(&args).graylog_pack_spec().unwrap_err().to_string();
+            assert!(err.contains(name), "{args:?}: {err}");
+        }
+        let spec = parse(&[url[0], url[1], "--graylog-nodes", "n1, n2"])
+            .graylog_pack_spec()
+            .unwrap();
+        assert_eq!(spec.nodes, ["n1", "n2"]);
+        assert_eq!(spec.webhook_url, "http://h/x");
     }
 
     #[test]
