@@ -56,6 +56,11 @@ pub trait Engine: Send + Sync + fmt::Debug {
         split_first: bool,
         sink: &mut dyn FnMut(&[f32]) -> ControlFlow<()>,
     ) -> Result<Streamed, Error>;
+
+    /// Drops what the engine keeps prepared from earlier clips (IndexTTS2's
+    /// reference and emotion conditioning), so that a clip that changed is
+    /// prepared again. Engines that keep nothing do nothing.
+    fn forget_clips(&self) {}
 }
 
 /// One synthesis: the text and its controls.

@@ -248,6 +248,10 @@ impl Engine for Mixed {
         self.main.engine.info()
     }
 
+    fn forget_clips(&self) {
+        self.main.engine.forget_clips();
+    }
+
     fn capabilities(&self) -> &Capabilities {
         self.main.engine.capabilities()
     }

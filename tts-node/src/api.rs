@@ -3,28 +3,23 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::audio::Format;
-use crate::config::valid_voice_name;
-use crate::controls::{controls_for, Asked};
-use crate::engine::Job;
+use crate::access::Caller;
 use crate::errors::{Code, NodeError};
 use crate::fields;
-use crate::language::Choice;
 use crate::metrics::Gauges;
-use crate::respond::{respond, Answer};
-use crate::state::{AppState, Ready};
+use crate::request::{ApiJson, OpenAiSpeech, TtsBody, TtsRequest};
+use crate::respond::respond;
+use crate::state::AppState;
 use crate::telemetry::GpuMonitor;
 
 tokio::task_local! {
@@ -32,7 +27,8 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
-/// All routes, with the request-context middleware and the body limit.
+/// All routes, with the request-context middleware (outermost), access
+/// control (keys, roles, limits, CORS: [`crate::access`]) and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.cfg.max_body_bytes;
     Router::new()
@@ -40,12 +36,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/tts", post(tts))
         .route("/api/voices", get(voices))
         .route("/v1/audio/speech", post(openai_speech))
+        .route("/api/speakers", get(list_speakers).post(add_speaker))
+        .route("/api/speakers/{name}", delete(delete_speaker))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::access::authorize,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             request_context,
@@ -90,110 +92,12 @@ impl IntoResponse for NodeError {
         };
         let mut resp = (status, Json(body)).into_response();
         if spec.retry_after {
+            let seconds = self.retry_after_s.unwrap_or(1);
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         resp.extensions_mut().insert(self);
         resp
-    }
-}
-
-/// `Json` whose rejections are [`ApiError`]s (400 BAD_REQUEST, 413 BODY_TOO_LARGE).
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(NodeError::new(
-                Code::BodyTooLarge,
-                "request body is over the size limit (--max-body-bytes)",
-            )),
-            Err(rej) => Err(NodeError::new(Code::BadRequest, rej.body_text())),
-        }
-    }
-}
-
-/// The body of `POST /api/tts`: JSON, or `multipart/form-data` (an HTML
-/// form or `curl -F`) whose parts are the JSON body's fields: `text`,
-/// `voice` and `format` as text; `reference_audio` and `emotion_audio` as
-/// WAV files (the raw file, not base64); the others as JSON values (`0.7`,
-/// `true`, `[0.6, 0, 0, 0, 0, 0, 0.2, 0]`). The same checks apply: unknown
-/// or mistyped fields are `BAD_REQUEST`, the body limit `BODY_TOO_LARGE`.
-pub struct TtsBody(pub TtsRequest);
-
-impl<S: Send + Sync> FromRequest<S> for TtsBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/form-data")
-            });
-        if !multipart {
-            return ApiJson::<TtsRequest>::from_request(req, state)
-                .await
-                .map(|j| Self(j.0));
-        }
-        let bad = |m: String| NodeError::new(Code::BadRequest, m);
-        let too_large = || {
-            NodeError::new(
-                Code::BodyTooLarge,
-                "request body is over the size limit (--max-body-bytes)",
-            )
-        };
-        let mut form = axum::extract::Multipart::from_request(req, state)
-            .await
-            .map_err(|e| bad(format!("multipart body: {}", e.body_text())))?;
-        let mut fields = serde_json::Map::new();
-        loop {
-            let part = match form.next_field().await {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-                Err(e) => return Err(bad(format!("multipart body: {}", e.body_text()))),
-            };
-            let name = part.name().unwrap_or_default().to_owned();
-            let bytes = match part.bytes().await {
-                Ok(b) => b,
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-                Err(e) => return Err(bad(format!("multipart part {name:?}: {}", e.body_text()))),
-            };
-            let value = match name.as_str() {
-                "reference_audio" | "emotion_audio" => serde_json::Value::String(
-                    base64::engine::general_purpose::STANDARD.encode(&bytes),
-                ),
-                _ => {
-                    let text = std::str::from_utf8(&bytes)
-                        .map_err(|_| bad(format!("multipart part {name:?} is not UTF-8 text")))?;
-                    match name.as_str() {
-                        "text" | "voice" | "format" => serde_json::Value::String(text.to_owned()),
-                        _ => serde_json::from_str(text.trim()).map_err(|_| {
-                            bad(format!(
-                                "multipart part {name:?}: {text:?} is not a JSON value"
-                            ))
-                        })?,
-                    }
-                }
-            };
-            if fields.insert(name.clone(), value).is_some() {
-                return Err(bad(format!("multipart part {name:?} given twice")));
-            }
-        }
-        serde_json::from_value(serde_json::Value::Object(fields))
-            .map(Self)
-            .map_err(|e| bad(format!("multipart body: {e}")))
     }
 }
 
@@ -227,12 +131,16 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
             { fields::MODEL_VERSION } = Empty,
             { fields::LANGUAGE } = Empty,
             { fields::VOICE_CHOICE } = Empty,
+            { fields::CLIENT_ADDR } = Empty,
+            { fields::API_KEY_NAME } = Empty,
         )
     } else {
         tracing::info_span!(
             "http",
             { fields::REQUEST_ID } = %request_id,
-            { fields::ROUTE } = %route
+            { fields::ROUTE } = %route,
+            { fields::CLIENT_ADDR } = Empty,
+            { fields::API_KEY_NAME } = Empty,
         )
     };
     let mut resp = REQUEST_ID
@@ -244,12 +152,14 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
     if let Ok(v) = HeaderValue::from_str(&state.cfg.node_id) {
         resp.headers_mut().insert("x-node-id", v);
     }
+    let caller = resp.extensions_mut().remove::<Caller>();
+    let key = caller.as_ref().map(Caller::name);
     if let Some(err) = resp.extensions_mut().remove::<NodeError>() {
         // The one event of a failed request, in its span.
         span.in_scope(|| err.log());
-        state.metrics.error(err.code);
+        state.metrics.error(err.code, key);
     }
-    state.metrics.request(&route, resp.status().as_u16());
+    state.metrics.request(&route, resp.status().as_u16(), key);
     resp
 }
 
@@ -265,216 +175,88 @@ fn new_request_id() -> String {
 
 // ---------------------------------------------------------------- synthesis
 
-fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
-    if text.trim().is_empty() {
-        return Err(NodeError::new(Code::TextEmpty, "text is empty"));
-    }
-    let chars = text.chars().count();
-    let max = state.cfg.max_text_chars;
-    if chars > max {
-        return Err(NodeError::new(
-            Code::TextTooLong,
-            format!("text has {chars} characters; the limit is {max}"),
-        ));
-    }
-    Ok(())
+/// `POST /api/tts`.
+async fn tts(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    body: TtsBody,
+) -> Result<Response, ApiError> {
+    synthesize(state, caller, body.0).await
 }
 
-/// The voice for `text`: the one named (checked to be a voice name, never
-/// used as a path), or one chosen by the text's script (see
-/// [`crate::language`]).
-fn find_voice(ready: &Ready, name: Option<&str>, text: &str) -> Result<Choice, ApiError> {
-    if let Some(n) = name {
-        if !valid_voice_name(n) {
-            return Err(voice_not_found(n));
-        }
-    }
-    crate::language::choose(&ready.voices, name, text)
-}
-
-fn voice_not_found(name: &str) -> NodeError {
-    let shown: String = name.chars().take(100).collect();
-    NodeError::new(
-        Code::VoiceNotFound,
-        format!("voice {shown:?} is not served by this node"),
-    )
-}
-
-// ---------------------------------------------------------------- handlers
-
-/// `POST /api/tts` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TtsRequest {
-    text: String,
-    voice: Option<String>,
-    /// Speaking rate: 1 is the voice's own, 2 twice as fast (length_scale = 1/speed).
-    speed: Option<f32>,
-    noise_scale: Option<f32>,
-    noise_w: Option<f32>,
-    speaker: Option<u32>,
-    /// wav (default), pcm, mp3, opus or flac.
-    format: Option<String>,
-    /// Send the audio as it is synthesised (chunked), default false.
-    stream: Option<bool>,
-    /// IndexTTS2 controls (a voice whose engine does not honour one answers
-    /// 400 UNSUPPORTED_CONTROL): base64 WAV clips, the emotion vector, the
-    /// emotion's weight and the sampling controls.
-    reference_audio: Option<String>,
-    emotion: Option<Vec<f32>>,
-    emotion_audio: Option<String>,
-    emo_alpha: Option<f32>,
-    top_k: Option<u32>,
-    top_p: Option<f32>,
-    temperature: Option<f32>,
-    repetition_penalty: Option<f32>,
-    num_beams: Option<u32>,
-    max_mel_tokens: Option<u32>,
-    /// FastSpeech2 controls: multipliers of the predicted pitch and energy.
-    pitch: Option<f32>,
-    energy: Option<f32>,
-}
-
-/// The format named in a request (`default` when none).
-fn format_of(name: Option<&str>, default: Format) -> Result<Format, ApiError> {
-    match name {
-        None => Ok(default),
-        Some(n) => Format::parse(n).ok_or_else(|| {
-            let shown: String = n.chars().take(32).collect();
-            NodeError::new(
-                Code::UnsupportedFormat,
-                format!(
-                    "format {shown:?} is not served; the node serves {}",
-                    Format::SERVED
-                ),
-            )
-        }),
-    }
-}
-
-async fn tts(State(state): State<Arc<AppState>>, body: TtsBody) -> Result<Response, ApiError> {
-    let req = body.0;
-    let format = format_of(req.format.as_deref(), Format::Wav)?;
-    check_text(&state, &req.text)?;
-    let ready = state.ready()?;
-    let choice = find_voice(ready, req.voice.as_deref(), &req.text)?;
-    let voice = Arc::clone(&choice.voice);
-    let asked = Asked {
-        speed: req.speed,
-        noise_scale: req.noise_scale,
-        noise_w: req.noise_w,
-        speaker: req.speaker,
-        reference_audio: req.reference_audio,
-        emotion: req.emotion,
-        emotion_audio: req.emotion_audio,
-        emo_alpha: req.emo_alpha,
-        top_k: req.top_k,
-        top_p: req.top_p,
-        temperature: req.temperature,
-        repetition_penalty: req.repetition_penalty,
-        num_beams: req.num_beams,
-        max_mel_tokens: req.max_mel_tokens,
-        pitch: req.pitch,
-        energy: req.energy,
-    };
-    let controls = controls_for(&voice, asked)?;
-    let job = Job {
-        voice,
-        text: req.text,
-        controls,
-        language: choice.language,
-        chosen: choice.chosen,
-    };
-    let answer = Answer {
-        format,
-        streamed: req.stream.unwrap_or(false),
-    };
-    respond(Arc::clone(&state), job, answer).await
-}
-
-/// `POST /v1/audio/speech` body, as OpenAI's API defines it (plus `stream`).
-#[derive(Debug, Deserialize)]
-pub struct OpenAiSpeech {
-    #[allow(dead_code)]
-    model: Option<String>,
-    input: String,
-    voice: Option<String>,
-    /// mp3 (OpenAI's default), opus, flac, wav or pcm; aac is not served.
-    response_format: Option<String>,
-    speed: Option<f32>,
-    /// Streamed by default, as OpenAI's API answers; false for a whole file.
-    stream: Option<bool>,
-    /// Extensions, as in `/api/tts` (0 and 0: the same audio every time).
-    noise_scale: Option<f32>,
-    noise_w: Option<f32>,
-    /// IndexTTS2 controls, as in `/api/tts`.
-    reference_audio: Option<String>,
-    emotion: Option<Vec<f32>>,
-    emotion_audio: Option<String>,
-    emo_alpha: Option<f32>,
-    top_k: Option<u32>,
-    top_p: Option<f32>,
-    temperature: Option<f32>,
-    repetition_penalty: Option<f32>,
-    num_beams: Option<u32>,
-    max_mel_tokens: Option<u32>,
-    /// FastSpeech2 controls, as in `/api/tts`.
-    pitch: Option<f32>,
-    energy: Option<f32>,
-}
-
-/// OpenAI's built-in voice names choose the voice by the text's script (the
-/// default voice for English), so existing clients work unchanged.
-const OPENAI_VOICES: [&str; 11] = [
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
-];
-
+/// `POST /v1/audio/speech`: OpenAI's body, mapped to `/api/tts`'s.
 async fn openai_speech(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     body: ApiJson<OpenAiSpeech>,
 ) -> Result<Response, ApiError> {
-    let req = body.0;
-    let format = format_of(req.response_format.as_deref(), Format::Mp3)?;
-    check_text(&state, &req.input)?;
-    let ready = state.ready()?;
-    let voice_name = req
-        .voice
-        .as_deref()
-        .filter(|v| !OPENAI_VOICES.contains(&v.to_ascii_lowercase().as_str()));
-    let choice = find_voice(ready, voice_name, &req.input)?;
-    let voice = Arc::clone(&choice.voice);
-    let asked = Asked {
-        speed: req.speed,
-        noise_scale: req.noise_scale,
-        noise_w: req.noise_w,
-        speaker: None,
-        reference_audio: req.reference_audio,
-        emotion: req.emotion,
-        emotion_audio: req.emotion_audio,
-        emo_alpha: req.emo_alpha,
-        top_k: req.top_k,
-        top_p: req.top_p,
-        temperature: req.temperature,
-        repetition_penalty: req.repetition_penalty,
-        num_beams: req.num_beams,
-        max_mel_tokens: req.max_mel_tokens,
-        pitch: req.pitch,
-        energy: req.energy,
-    };
-    let controls = controls_for(&voice, asked)?;
-    let job = Job {
-        voice,
-        text: req.input,
-        controls,
-        language: choice.language,
-        chosen: choice.chosen,
-    };
-    let answer = Answer {
-        format,
-        streamed: req.stream.unwrap_or(true),
-    };
+    synthesize(state, caller, body.0.into()).await
+}
+
+async fn synthesize(
+    state: Arc<AppState>,
+    caller: Option<Extension<Caller>>,
+    req: TtsRequest,
+) -> Result<Response, ApiError> {
+    let (job, answer) = req.into_job(&state, caller.map(|c| c.0))?;
     respond(Arc::clone(&state), job, answer).await
 }
+
+// ---------------------------------------------------------------- speaker library
+
+/// `POST /api/speakers` body: the name, and the clip as base64 WAV (a
+/// multipart form sends the file itself as `audio`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSpeaker {
+    name: String,
+    audio: String,
+}
+
+async fn list_speakers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "speakers": state.speakers.list() }))
+}
+
+async fn add_speaker(
+    State(state): State<Arc<AppState>>,
+    body: crate::request::Form<NewSpeaker>,
+) -> Result<Response, ApiError> {
+    let NewSpeaker { name, audio } = body.0;
+    let (view, replaced) = state.speakers.add(&name, &audio)?;
+    forget_clips(&state);
+    tracing::info!(speaker = %view.name, seconds = view.seconds, replaced, "stored speaker saved");
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "speaker": view, "replaced": replaced })),
+    )
+        .into_response())
+}
+
+async fn delete_speaker(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    state.speakers.remove(&name)?;
+    forget_clips(&state);
+    tracing::info!(speaker = %name, "stored speaker deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The library changed: the voices' prepared clips are dropped.
+fn forget_clips(state: &AppState) {
+    if let Some(r) = state.ready.get() {
+        for v in r.voices.map.values() {
+            v.forget_clips();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- listings
 
 /// A language of a voice, for people and for the page.
 #[derive(Serialize)]
@@ -673,28 +455,30 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::engine::Engine;
-    use crate::metrics::Metrics;
     use crate::voices::{LoadedVoice, Voices};
     use axum::body::Body;
     use axum::http::HeaderMap;
     use clap::Parser;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    use std::sync::OnceLock;
     use tower::ServiceExt;
     use tracing_subscriber::layer::SubscriberExt;
+
+    /// A node's state with the access rules of its settings and a speaker
+    /// library in a fresh temporary directory.
+    fn test_state(mut cfg: Config) -> AppState {
+        cfg.cache_dir = std::env::temp_dir().join(format!("tts-api-test-{}", fastrand::u64(..)));
+        let access = crate::access::Access::new(cfg.api_keys_file.as_deref(), &cfg.cors_origins)
+            .expect("keys file");
+        AppState::new(cfg, access, None)
+    }
 
     /// A node without a voice (as before it is loaded), in process.
     fn app(args: &[&str]) -> Router {
         let mut argv = vec!["tts-node"];
         argv.extend_from_slice(args);
         let cfg = Config::parse_from(argv);
-        router(Arc::new(AppState {
-            cfg,
-            ready: OnceLock::new(),
-            metrics: Metrics::default(),
-            gelf: None,
-        }))
+        router(Arc::new(test_state(cfg)))
     }
 
     /// An event's level and fields, as text.
@@ -1044,7 +828,14 @@ mod tests {
     /// A ready node serving `voices` (the first is the default), with one
     /// IndexTTS2 voice found but not served.
     fn ready_app(voices: Vec<LoadedVoice>) -> Router {
-        let cfg = Config::parse_from(["tts-node"]);
+        ready_app_with(voices, &[])
+    }
+
+    /// [`ready_app`] with settings.
+    fn ready_app_with(voices: Vec<LoadedVoice>, args: &[&str]) -> Router {
+        let mut argv = vec!["tts-node"];
+        argv.extend_from_slice(args);
+        let cfg = Config::parse_from(argv);
         let seg = crate::engine::Segmenting {
             max_chars: cfg.max_segment_chars,
             silence_ms: cfg.segment_silence_ms,
@@ -1062,8 +853,8 @@ mod tests {
                 reason: "the IndexTTS2 engine is not loadable yet".into(),
             },
         );
-        let ready = OnceLock::new();
-        let _ = ready.set(Ready {
+        let state = test_state(cfg);
+        let _ = state.ready.set(crate::state::Ready {
             voices: Voices {
                 default,
                 map,
@@ -1074,12 +865,7 @@ mod tests {
             device: "cpu".into(),
             gpu: None,
         });
-        router(Arc::new(AppState {
-            cfg,
-            ready,
-            metrics: Metrics::default(),
-            gelf: None,
-        }))
+        router(Arc::new(state))
     }
 
     #[tokio::test]
@@ -1357,6 +1143,336 @@ mod tests {
                 .to_owned();
             assert!(msg.contains(want), "{extra:?}: {msg}");
         }
+    }
+
+    // ------------------------------------------------------------ access
+
+    const USER_KEY: &str = "user-key-0123456789abcdef0123";
+    const ADMIN_KEY: &str = "admin-key-0123456789abcdef012";
+    const METRICS_KEY: &str = "metrics-key-0123456789abcdef0";
+    const SLOW_KEY: &str = "slow-key-0123456789abcdef01234";
+
+    /// A keys file with a user, an admin, a metrics and a rate-limited key.
+    fn keys_file() -> std::path::PathBuf {
+        let h = crate::access::hash_key;
+        let text = format!(
+            "[[keys]]\nname = \"web\"\nrole = \"user\"\nhash = \"{}\"\n\n\
+             [[keys]]\nname = \"ops\"\nrole = \"admin\"\nhash = \"{}\"\n\n\
+             [[keys]]\nname = \"prom\"\nrole = \"metrics\"\nhash = \"{}\"\n\n\
+             [[keys]]\nname = \"slow\"\nrole = \"user\"\nhash = \"{}\"\nrequests_per_second = 0.2\nburst = 1\n",
+            h(USER_KEY),
+            h(ADMIN_KEY),
+            h(METRICS_KEY),
+            h(SLOW_KEY)
+        );
+        let path = std::env::temp_dir().join(format!("tts-keys-{}.toml", fastrand::u64(..)));
+        std::fs::write(&path, text).expect("write keys");
+        path
+    }
+
+    fn with_key(mut req: axum::http::Request<Body>, key: &str) -> axum::http::Request<Body> {
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+        );
+        req
+    }
+
+    fn wav_b64(seconds: f64) -> String {
+        use base64::Engine as _;
+        let n = (seconds * 16000.0) as usize;
+        let samples: Vec<f32> = (0..n).map(|i| (i as f32 * 0.03).sin() * 0.4).collect();
+        let wav = models::audio::wav::wav_i16(&samples, 16000).expect("wav");
+        base64::engine::general_purpose::STANDARD.encode(wav)
+    }
+
+    #[tokio::test]
+    async fn keys_roles_and_limits_guard_the_routes_and_no_key_is_ever_logged() {
+        let events = Events::default();
+        let _d = events.capture();
+        let keys = keys_file();
+        let (piper, _) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
+        let app = ready_app_with(
+            vec![piper],
+            &["--api-keys-file", keys.to_str().expect("utf-8")],
+        );
+        let synth = || post("/api/tts", r#"{"text": "Hello."}"#);
+
+        // Load balancers and the page need no key.
+        for path in ["/healthz", "/readyz", "/"] {
+            assert_eq!(call(&app, get(path)).await.status, StatusCode::OK, "{path}");
+        }
+        // No key, a wrong key, a key in the wrong scheme: 401 with the challenge.
+        for req in [
+            synth(),
+            with_key(synth(), "not-a-key-0123456789abcdef0123"),
+            {
+                let mut r = synth();
+                r.headers_mut().insert(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_static("Basic d2ViOnB3"),
+                );
+                r
+            },
+        ] {
+            let r = call(&app, req).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(r.json()["error"]["code"], "UNAUTHORIZED");
+            assert_eq!(
+                r.headers
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.as_bytes()),
+                Some(&b"Bearer realm=\"tts-node\""[..])
+            );
+        }
+        let logged = events.with_code("UNAUTHORIZED");
+        assert_eq!(logged.len(), 3, "one event per refusal: {logged:?}");
+        assert!(logged
+            .iter()
+            .all(|(level, _)| *level == tracing::Level::WARN));
+
+        // The right key: by Bearer and by X-Api-Key.
+        let r = call(&app, with_key(synth(), USER_KEY)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let mut req = synth();
+        req.headers_mut()
+            .insert("x-api-key", HeaderValue::from_static(USER_KEY));
+        assert_eq!(call(&app, req).await.status, StatusCode::OK);
+        assert_eq!(
+            call(&app, with_key(get("/api/voices"), USER_KEY))
+                .await
+                .status,
+            StatusCode::OK
+        );
+
+        // Roles: metrics reads /metrics only; users and admins do not.
+        let r = call(&app, with_key(synth(), METRICS_KEY)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.json()["error"]["code"], "FORBIDDEN");
+        for key in [USER_KEY, ADMIN_KEY] {
+            let r = call(&app, with_key(get("/metrics"), key)).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+        }
+        assert_eq!(
+            call(&app, get("/metrics")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, with_key(get("/api/speakers"), USER_KEY))
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        let forbidden = events.with_code("FORBIDDEN");
+        assert_eq!(forbidden.len(), 4);
+        assert!(forbidden.iter().all(|(l, _)| *l == tracing::Level::WARN));
+
+        // A limited key: one request, then 429 with how long to wait.
+        assert_eq!(
+            call(&app, with_key(synth(), SLOW_KEY)).await.status,
+            StatusCode::OK
+        );
+        let r = call(&app, with_key(synth(), SLOW_KEY)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.json()["error"]["code"], "RATE_LIMITED");
+        let wait: u64 = r
+            .headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((4..=5).contains(&wait), "{wait}");
+
+        // Usage by key name in /metrics.
+        let m = call(&app, with_key(get("/metrics"), METRICS_KEY)).await;
+        assert_eq!(m.status, StatusCode::OK);
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        for want in [
+            "tts_key_requests_total{key=\"web\",status=\"200\"} 3",
+            "tts_key_requests_total{key=\"slow\",status=\"429\"} 1",
+            "tts_key_errors_total{key=\"slow\",code=\"RATE_LIMITED\"} 1",
+            "tts_key_errors_total{key=\"prom\",code=\"FORBIDDEN\"} 1",
+            "tts_key_audio_seconds_total{key=\"web\"}",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+        // No key anywhere: not in /metrics, not in any event.
+        let all = events.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert!(!all.is_empty());
+        for key in [
+            USER_KEY,
+            ADMIN_KEY,
+            METRICS_KEY,
+            SLOW_KEY,
+            "not-a-key-0123456789abcdef0123",
+        ] {
+            assert!(!text.contains(key));
+            for (_, f) in &all {
+                assert!(
+                    f.values().all(|v| !v.contains(key)),
+                    "{key} logged in {f:?}"
+                );
+            }
+        }
+        let _ = std::fs::remove_file(keys);
+    }
+
+    #[tokio::test]
+    async fn the_speaker_library_stores_lists_serves_and_deletes_clips_for_admins() {
+        let keys = keys_file();
+        let (ix2, seen) = fake_voice("ix2", models::EngineKind::IndexTts2, &INDEXTTS2);
+        let app = ready_app_with(
+            vec![ix2],
+            &["--api-keys-file", keys.to_str().expect("utf-8")],
+        );
+        let add = |body: String| with_key(post("/api/speakers", &body), ADMIN_KEY);
+
+        let r = call(
+            &app,
+            add(format!(
+                r#"{{"name": "alice", "audio": "{}"}}"#,
+                wav_b64(1.5)
+            )),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["speaker"]["name"], "alice");
+        let r = call(
+            &app,
+            add(format!(
+                r#"{{"name": "alice", "audio": "{}"}}"#,
+                wav_b64(2.0)
+            )),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["replaced"], true);
+        let list = call(&app, with_key(get("/api/speakers"), ADMIN_KEY))
+            .await
+            .json();
+        assert_eq!(list["speakers"][0]["name"], "alice");
+        assert_eq!(list["speakers"][0]["seconds"], 2.0);
+
+        // A user synthesises with the stored speaker by name.
+        let r = call(
+            &app,
+            with_key(
+                post("/api/tts", r#"{"text": "Hi.", "speaker": "alice"}"#),
+                USER_KEY,
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let got = seen
+            .lock()
+            .expect("seen")
+            .last()
+            .cloned()
+            .expect("a request");
+        assert_eq!(got.reference_audio.map(|c| c.samples.len()), Some(32000));
+        let r = call(
+            &app,
+            with_key(
+                post("/api/tts", r#"{"text": "Hi.", "speaker": "bob"}"#),
+                USER_KEY,
+            ),
+        )
+        .await;
+        assert_eq!(r.json()["error"]["code"], "SPEAKER_NOT_FOUND");
+
+        // Names are never paths; clips are bounded and must decode.
+        for (name, audio, code) in [
+            ("../../etc/passwd", wav_b64(1.0), "BAD_REQUEST"),
+            ("a/b", wav_b64(1.0), "BAD_REQUEST"),
+            (".hidden", wav_b64(1.0), "BAD_REQUEST"),
+            ("carol", "bm90IGEgd2F2".to_owned(), "BAD_AUDIO"),
+            ("carol", wav_b64(0.2), "BAD_AUDIO"),
+            ("carol", wav_b64(31.0), "BAD_AUDIO"),
+        ] {
+            let r = call(
+                &app,
+                add(format!(r#"{{"name": "{name}", "audio": "{audio}"}}"#)),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}");
+            assert_eq!(r.json()["error"]["code"], code, "{name}");
+        }
+        let del = |path: &str| {
+            with_key(
+                axum::http::Request::delete(path)
+                    .body(Body::empty())
+                    .expect("request"),
+                ADMIN_KEY,
+            )
+        };
+        assert_eq!(
+            call(&app, del("/api/speakers/..%2F..%2Fetc")).await.status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            call(&app, del("/api/speakers/alice")).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            call(&app, del("/api/speakers/alice")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let list = call(&app, with_key(get("/api/speakers"), ADMIN_KEY))
+            .await
+            .json();
+        assert_eq!(list["speakers"].as_array().map(Vec::len), Some(0));
+        let _ = std::fs::remove_file(keys);
+    }
+
+    #[tokio::test]
+    async fn cors_answers_only_the_configured_origins() {
+        let preflight = |origin: &str| {
+            axum::http::Request::options("/api/tts")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let closed = app(&[]);
+        let r = call(&closed, preflight("https://app.example")).await;
+        assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let open = app(&["--cors-origins", "https://app.example"]);
+        let r = call(&open, preflight("https://app.example")).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            r.headers
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .map(|v| v.as_bytes()),
+            Some(&b"https://app.example"[..])
+        );
+        assert!(r
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_HEADERS)
+            .is_some());
+        let r = call(&open, preflight("https://evil.example")).await;
+        assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let mut req = get("/healthz");
+        req.headers_mut().insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://app.example"),
+        );
+        let r = call(&open, req).await;
+        assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_some());
     }
 
     #[test]

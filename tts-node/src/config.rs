@@ -133,6 +133,41 @@ pub struct Config {
     /// The alert bound on a node's p95 duration_ms over 5 minutes.
     #[arg(long, default_value_t = 5000)]
     pub graylog_p95_ms: u64,
+    /// API keys (TOML: name, role, SHA-256 of the key, limits; see the
+    /// README's security section), read again on SIGHUP. Without it every
+    /// route is open, which the node allows only on loopback or with
+    /// --allow-anonymous.
+    #[arg(long, env = "TTS_API_KEYS_FILE", value_name = "FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Serve without API keys on an address other than loopback.
+    #[arg(long, env = "TTS_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+    /// Serve HTTPS with this certificate chain (PEM), read again on SIGHUP.
+    #[arg(long, env = "TTS_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TTS_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Ask clients for a certificate signed by one of these CAs (PEM), and
+    /// refuse connections without one.
+    #[arg(
+        long,
+        env = "TTS_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Origins whose pages may call the API from a browser (CORS), `,`-separated
+    /// (`https://app.example.com`, or `*`); none by default.
+    #[arg(long, env = "TTS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Read an API key from standard input, print its hash for the keys
+    /// file, and exit.
+    #[arg(long)]
+    pub hash_api_key: bool,
+    /// Make a new random API key, print it and its hash, and exit.
+    #[arg(long)]
+    pub new_api_key: bool,
     /// Seconds to finish queued requests on SIGTERM before failing them.
     #[arg(long, env = "TTS_SHUTDOWN_GRACE_S", default_value_t = 20.0)]
     pub shutdown_grace_s: f64,
@@ -228,6 +263,21 @@ impl Config {
         }
         if !(self.shutdown_grace_s >= 0.0 && self.shutdown_grace_s <= 600.0) {
             bail!("--shutdown-grace-s / TTS_SHUTDOWN_GRACE_S must be from 0 to 600");
+        }
+        if !self.host.is_loopback() && self.api_keys_file.is_none() && !self.allow_anonymous {
+            bail!(
+                "--host / TTS_HOST {} is not a loopback address and no --api-keys-file / TTS_API_KEYS_FILE is given: anyone who reaches the port could use the node. Give a keys file (see `tts-node --new-api-key`), or pass --allow-anonymous / TTS_ALLOW_ANONYMOUS=true to serve without keys",
+                self.host
+            );
+        }
+        if let Some(o) = self
+            .cors_origins
+            .iter()
+            .find(|o| !crate::access::valid_origin(o))
+        {
+            bail!(
+                "--cors-origins / TTS_CORS_ORIGINS {o:?} is not an origin (https://host[:port], or *)"
+            );
         }
         self.attribution()?;
         if let Some(g) = &self.gelf {
@@ -346,11 +396,40 @@ mod tests {
                 vec!["--attribution-rules", "/nonexistent.toml"],
                 "TTS_ATTRIBUTION_RULES",
             ),
+            (
+                vec!["--cors-origins", "app.example.com"],
+                "TTS_CORS_ORIGINS",
+            ),
+            (
+                vec!["--cors-origins", "https://a.example/path"],
+                "TTS_CORS_ORIGINS",
+            ),
         ] {
             let err = parse(&args).validate().unwrap_err();
             assert!(format!("{err:#}").contains(name), "{args:?}: {err:#}");
         }
         parse(&[]).validate().unwrap();
+    }
+
+    #[test]
+    fn a_node_on_a_public_address_needs_keys_or_an_explicit_anonymous() {
+        for host in ["0.0.0.0", "192.0.2.7", "::"] {
+            let err = format!("{:#}", parse(&["--host", host]).validate().unwrap_err());
+            for option in ["--api-keys-file", "TTS_API_KEYS_FILE", "--allow-anonymous"] {
+                assert!(err.contains(option), "{host}: {err}");
+            }
+            parse(&["--host", host, "--allow-anonymous"])
+                .validate()
+                .unwrap();
+            parse(&["--host", host, "--api-keys-file", "keys.toml"])
+                .validate()
+                .unwrap();
+        }
+        for host in ["127.0.0.1", "::1"] {
+            parse(&["--host", host]).validate().unwrap();
+        }
+        // TLS needs both files.
+        assert!(Config::try_parse_from(["tts-node", "--tls-cert", "c.pem"]).is_err());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Asked {
     pub speaker: Option<u32>,
     /// Base64 of a WAV file: the voice to clone.
     pub reference_audio: Option<String>,
+    /// The clip of a stored speaker named in the request (the speaker
+    /// library's, already decoded): the voice to clone.
+    pub stored_reference: Option<Arc<Clip>>,
     /// One weight per emotion ([`EMOTIONS`] of them).
     pub emotion: Option<Vec<f32>>,
     /// Base64 of a WAV file: the emotion to take.
@@ -102,7 +105,9 @@ impl Asked {
             Control::NoiseScale => self.noise_scale.is_some(),
             Control::LengthScale => self.speed.is_some(),
             Control::NoiseW => self.noise_w.is_some(),
-            Control::ReferenceAudio => self.reference_audio.is_some(),
+            Control::ReferenceAudio => {
+                self.reference_audio.is_some() || self.stored_reference.is_some()
+            }
             Control::Emotion => self.emotion.is_some(),
             Control::EmotionAudio => self.emotion_audio.is_some(),
             Control::EmoAlpha => self.emo_alpha.is_some(),
@@ -192,11 +197,15 @@ pub fn controls_for(voice: &LoadedVoice, asked: Asked) -> Result<Controls, NodeE
             ));
         }
     }
-    if caps.reference_audio && caps.num_speakers == 0 && asked.reference_audio.is_none() {
+    if caps.reference_audio
+        && caps.num_speakers == 0
+        && asked.reference_audio.is_none()
+        && asked.stored_reference.is_none()
+    {
         return Err(NodeError::new(
             Code::BadAudio,
             format!(
-                "reference_audio is required: voice {} clones the voice of a clip and has no stored speaker",
+                "reference_audio or a stored speaker is required: voice {} clones the voice of a clip",
                 voice.name
             ),
         ));
@@ -209,7 +218,10 @@ pub fn controls_for(voice: &LoadedVoice, asked: Asked) -> Result<Controls, NodeE
         noise_scale: asked.noise_scale,
         length_scale: asked.speed.map(|s| info.defaults.length_scale / s),
         noise_w: asked.noise_w,
-        reference_audio: clip("reference_audio", asked.reference_audio)?,
+        reference_audio: match asked.stored_reference {
+            Some(c) => Some(c),
+            None => clip("reference_audio", asked.reference_audio)?,
+        },
         emotion: asked.emotion,
         emotion_audio: clip("emotion_audio", asked.emotion_audio)?,
         emo_alpha: asked.emo_alpha,

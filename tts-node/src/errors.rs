@@ -213,6 +213,66 @@ error_codes! {
         root_cause: "The request names a voice this node does not serve.",
         solution: "Check GET /api/voices on the node (voices found but not served are listed under unavailable, with why); if the voice should exist, put it under cache_hub/piper/ and restart.",
     },
+    SpeakerNotFound {
+        code: "SPEAKER_NOT_FOUND",
+        http: Some(404),
+        retry_after: false,
+        level: Error,
+        component: "api",
+        category: "client_input",
+        severity: Minor,
+        summary: "no stored speaker of that name (`GET /api/speakers`)",
+        root_cause: "The request names a speaker the node's speaker library does not hold.",
+        solution: "List the stored speakers with GET /api/speakers (admin key); add the clip with POST /api/speakers.",
+    },
+    StoreFail {
+        code: "STORE_FAIL",
+        http: Some(500),
+        retry_after: false,
+        level: Error,
+        component: "speakers",
+        category: "resource",
+        severity: Major,
+        summary: "the speaker library could not write or delete a clip: disk full or permissions",
+        root_cause: "Writing or deleting a clip under <cache-dir>/voices/ failed (the message names the file and the system's error).",
+        solution: "Check free space and permissions of the cache directory on this node.",
+    },
+    Unauthorized {
+        code: "UNAUTHORIZED",
+        http: Some(401),
+        retry_after: false,
+        level: Warn,
+        component: "access",
+        category: "access",
+        severity: Minor,
+        summary: "no API key, or one not in the keys file (logged as WARN)",
+        root_cause: "The request had no API key, or one whose hash is not in TTS_API_KEYS_FILE.",
+        solution: "Send Authorization: Bearer <key> (or X-Api-Key); if many arrive from one client_addr, someone is guessing keys.",
+    },
+    Forbidden {
+        code: "FORBIDDEN",
+        http: Some(403),
+        retry_after: false,
+        level: Warn,
+        component: "access",
+        category: "access",
+        severity: Minor,
+        summary: "the key's role may not use the route (logged as WARN)",
+        root_cause: "The API key is valid but its role does not allow this route (user: synthesis and voices; admin: also speakers; metrics: /metrics).",
+        solution: "Use a key with the right role, or change the key's role in TTS_API_KEYS_FILE and send SIGHUP.",
+    },
+    RateLimited {
+        code: "RATE_LIMITED",
+        http: Some(429),
+        retry_after: true,
+        level: Warn,
+        component: "access",
+        category: "capacity",
+        severity: Minor,
+        summary: "over the key's requests, audio or concurrency limit: retry after `Retry-After`",
+        root_cause: "The API key is over one of its limits in TTS_API_KEYS_FILE (requests_per_second, audio_seconds_per_minute, max_concurrent).",
+        solution: "Clients retry after Retry-After (OpenAI clients do); if the tenant needs more, raise the key's limits and send SIGHUP.",
+    },
     NotFound {
         code: "NOT_FOUND",
         http: Some(404),
@@ -410,6 +470,8 @@ pub struct NodeError {
     pub message: String,
     /// In a streamed response: seconds of audio and bytes already sent.
     pub audio_sent: Option<(f64, u64)>,
+    /// `Retry-After` in seconds, when the code has one and it is not 1.
+    pub retry_after_s: Option<u64>,
 }
 
 impl NodeError {
@@ -418,7 +480,14 @@ impl NodeError {
             code,
             message: message.into(),
             audio_sent: None,
+            retry_after_s: None,
         }
+    }
+
+    /// Sets the response's `Retry-After` (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     /// Notes how much of a streamed response had been sent.

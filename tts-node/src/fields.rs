@@ -24,6 +24,8 @@ pub const VOICE: &str = "voice";
 pub const MODEL_VERSION: &str = "model_version";
 pub const LANGUAGE: &str = "language";
 pub const VOICE_CHOICE: &str = "voice_choice";
+pub const CLIENT_ADDR: &str = "client_addr";
+pub const API_KEY_NAME: &str = "api_key_name";
 
 // The completion event.
 pub const ENGINE: &str = "engine";
@@ -123,6 +125,18 @@ pub const CATALOGUE: &[Field] = &[
         Text,
         REQ,
         "how the voice was chosen: named, by language, default",
+    ),
+    f(
+        CLIENT_ADDR,
+        Text,
+        REQ,
+        "the peer's address and port (the front's, behind HAProxy)",
+    ),
+    f(
+        API_KEY_NAME,
+        Text,
+        REQ,
+        "the name of the request's API key (never the key), when keys are on",
     ),
     f(ENGINE, Text, DONE, "piper, fastspeech2 or indextts2"),
     f(DURATION_MS, Number, DONE, "request start to last byte"),

@@ -2,6 +2,7 @@
 //! engine seam, `models::Engine`), serves the web UI and
 //! the HTTP API, and logs one GELF event per request.
 
+mod access;
 mod api;
 mod audio;
 mod config;
@@ -12,13 +13,16 @@ mod fields;
 mod graylog;
 mod language;
 mod metrics;
+mod request;
 mod respond;
 mod segment;
+mod speakers;
 mod state;
 mod telemetry;
+mod tls;
 mod voices;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -74,18 +78,36 @@ fn main() -> anyhow::Result<()> {
     if let Some(file) = &cfg.check_graylog_pack {
         return graylog::check_file(file);
     }
+    if cfg.hash_api_key {
+        return hash_api_key();
+    }
+    if cfg.new_api_key {
+        let key = access::new_key().map_err(|_| anyhow::anyhow!("no system randomness"))?;
+        println!("key:  {key}\nhash: {}", access::hash_key(&key));
+        return Ok(());
+    }
     cfg.validate()?;
     let telemetry = telemetry::init(&cfg)?;
     if let Some(request_id) = &cfg.send_gelf_test_event {
         return send_test_event(&cfg, &telemetry, request_id);
     }
+    let access = access::Access::new(cfg.api_keys_file.as_deref(), &cfg.cors_origins)
+        .context("--api-keys-file / TTS_API_KEYS_FILE")?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(tls::Tls::load(
+            cert,
+            key,
+            cfg.tls_client_ca.as_deref(),
+        )?)),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let gelf = telemetry.gelf.as_ref().map(gelf_tracing::GelfGuard::handle);
-    let result = runtime.block_on(serve(cfg, gelf));
+    let result = runtime.block_on(serve(cfg, gelf, access, tls));
     if let Err(e) = &result {
         let code = if e.downcast_ref::<ListenError>().is_some() {
             errors::Code::ListenFail
@@ -99,7 +121,12 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn serve(cfg: Config, gelf: Option<gelf_tracing::GelfHandle>) -> anyhow::Result<()> {
+async fn serve(
+    cfg: Config,
+    gelf: Option<gelf_tracing::GelfHandle>,
+    access: access::Access,
+    tls: Option<Arc<tls::Tls>>,
+) -> anyhow::Result<()> {
     let addr = (cfg.host, cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -107,25 +134,34 @@ async fn serve(cfg: Config, gelf: Option<gelf_tracing::GelfHandle>) -> anyhow::R
             addr: format!("{}:{}", cfg.host, cfg.port),
             source,
         })?;
-    let state = Arc::new(AppState {
-        cfg: cfg.clone(),
-        ready: OnceLock::new(),
-        metrics: metrics::Metrics::default(),
-        gelf,
-    });
+    let state = Arc::new(AppState::new(cfg.clone(), access, gelf));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         node_id = %cfg.node_id,
         version = env!("CARGO_PKG_VERSION"),
         listen = %format!("{}:{}", cfg.host, cfg.port),
+        scheme,
+        api_keys = state.access.requires_keys(),
+        tls_client_auth = tls.as_ref().is_some_and(|t| t.client_auth()),
         "Node starting"
     );
+    spawn_reloader(Arc::clone(&state), tls.clone());
     let app = api::router(Arc::clone(&state));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server_state = Arc::clone(&state);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal(server_state, stop_rx))
-            .await
+        let shutdown = shutdown_signal(server_state, stop_rx);
+        match tls {
+            Some(tls) => tls::serve(listener, app, tls, shutdown).await,
+            None => {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        }
     });
 
     let load_cfg = cfg.clone();
@@ -157,7 +193,7 @@ async fn serve(cfg: Config, gelf: Option<gelf_tracing::GelfHandle>) -> anyhow::R
         voice_load_ms = ready.voices.load_time.as_millis() as u64,
         workers = ready.engine_workers as u64,
         queue_size = cfg.queue_size as u64,
-        "Node ready on http://{}:{}/",
+        "Node ready on {scheme}://{}:{}/",
         cfg.host,
         cfg.port
     );
@@ -318,6 +354,59 @@ async fn shutdown_signal(state: Arc<AppState>, mut stop: tokio::sync::watch::Rec
     } else {
         tracing::info!(reason, "Node shutting down before the voice was loaded");
     }
+}
+
+/// On SIGHUP: reads the API keys file and the TLS certificate again. What
+/// fails to load is logged and the old one stays in use; requests in flight
+/// are not touched.
+fn spawn_reloader(state: Arc<AppState>, tls: Option<Arc<tls::Tls>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be caught: keys and certificates reload only on restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match state.access.reload() {
+                Ok(Some(n)) => tracing::info!(keys = n as u64, "API keys reloaded (SIGHUP)"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "API keys not reloaded (SIGHUP): the keys in use stay"
+                ),
+            }
+            if let Some(t) = &tls {
+                match t.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded (SIGHUP)"),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS certificate not reloaded (SIGHUP): the one in use stays"
+                    ),
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (state, tls);
+}
+
+/// `--hash-api-key`: the hash of the key on standard input (a key on the
+/// command line would show in `ps` and shell history).
+fn hash_api_key() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the key from standard input")?;
+    let key = line.trim();
+    if key.chars().count() < access::MIN_KEY_CHARS {
+        anyhow::bail!(
+            "--hash-api-key: give a key of at least {} characters on standard input (tts-node --new-api-key makes one)",
+            access::MIN_KEY_CHARS
+        );
+    }
+    println!("{}", access::hash_key(key));
+    Ok(())
 }
 
 /// `--send-gelf-test-event`: one event through the layer, delivered or an error.

@@ -38,6 +38,23 @@ struct CodeLabel {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyStatus {
+    key: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyCode {
+    key: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    key: String,
+}
+
 /// The node's counters and histogram.
 pub struct Metrics {
     registry: Registry,
@@ -46,6 +63,9 @@ pub struct Metrics {
     latency: Histogram,
     first_audio: Histogram,
     audio_seconds: Counter<f64, AtomicU64>,
+    key_requests: Family<KeyStatus, Counter>,
+    key_errors: Family<KeyCode, Counter>,
+    key_audio_seconds: Family<KeyLabel, Counter<f64, AtomicU64>>,
 }
 
 /// Figures read at scrape time from elsewhere in the node.
@@ -95,6 +115,26 @@ impl Default for Metrics {
             "Seconds of audio produced",
             audio_seconds.clone(),
         );
+        // By API key name (the keys file's `name`, never the key); empty
+        // when the node runs without keys.
+        let key_requests = Family::<KeyStatus, Counter>::default();
+        registry.register(
+            "tts_key_requests",
+            "HTTP requests by API key name and status",
+            key_requests.clone(),
+        );
+        let key_errors = Family::<KeyCode, Counter>::default();
+        registry.register(
+            "tts_key_errors",
+            "Failed requests by API key name and error_code",
+            key_errors.clone(),
+        );
+        let key_audio_seconds = Family::<KeyLabel, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "tts_key_audio_seconds",
+            "Seconds of audio produced by API key name",
+            key_audio_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -102,34 +142,60 @@ impl Default for Metrics {
             latency,
             first_audio,
             audio_seconds,
+            key_requests,
+            key_errors,
+            key_audio_seconds,
         }
     }
 }
 
 impl Metrics {
-    /// Counts a finished HTTP request.
-    pub fn request(&self, route: &str, status: u16) {
+    /// Counts a finished HTTP request (and by key, when it had one).
+    pub fn request(&self, route: &str, status: u16, key: Option<&str>) {
         self.requests
             .get_or_create(&RouteStatus {
                 route: route.to_owned(),
                 status,
             })
             .inc();
+        if let Some(key) = key {
+            self.key_requests
+                .get_or_create(&KeyStatus {
+                    key: key.to_owned(),
+                    status,
+                })
+                .inc();
+        }
     }
 
-    /// Counts a failed request by its code.
-    pub fn error(&self, code: Code) {
+    /// Counts a failed request by its code (and by key, when it had one).
+    pub fn error(&self, code: Code, key: Option<&str>) {
         self.errors
             .get_or_create(&CodeLabel {
                 code: code.as_str(),
             })
             .inc();
+        if let Some(key) = key {
+            self.key_errors
+                .get_or_create(&KeyCode {
+                    key: key.to_owned(),
+                    code: code.as_str(),
+                })
+                .inc();
+        }
     }
 
     /// Records a successful synthesis: its latency and audio length.
-    pub fn synthesis(&self, latency_s: f64, audio_s: f64) {
+    pub fn synthesis(&self, latency_s: f64, audio_s: f64, key: Option<&str>) {
         self.latency.observe(latency_s);
         self.audio_seconds.inc_by(audio_s);
+        if let Some(key) = key {
+            self.key_audio_seconds
+                .get_or_create(&KeyLabel {
+                    key: key.to_owned(),
+                })
+                .inc_by(audio_s);
+        }
     }
 
     /// Records the time to a request's first audio byte.
@@ -310,12 +376,12 @@ mod tests {
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
         let m = Metrics::default();
-        m.request("/api/tts", 200);
-        m.request("/api/tts", 200);
-        m.request("/api/tts", 503);
-        m.error(Code::QueueFull);
-        m.synthesis(0.3, 2.0);
-        m.synthesis(3.0, 4.5);
+        m.request("/api/tts", 200, None);
+        m.request("/api/tts", 200, Some("web"));
+        m.request("/api/tts", 503, Some("web"));
+        m.error(Code::QueueFull, Some("web"));
+        m.synthesis(0.3, 2.0, None);
+        m.synthesis(3.0, 4.5, Some("web"));
         let text = m.render(gauges());
         for want in [
             "tts_requests_total{route=\"/api/tts\",status=\"200\"} 2",
@@ -325,6 +391,10 @@ mod tests {
             "tts_synthesis_seconds_bucket{le=\"4\"} 2",
             "tts_synthesis_seconds_count 2",
             "tts_audio_seconds_total 6.5",
+            "tts_key_requests_total{key=\"web\",status=\"200\"} 1",
+            "tts_key_requests_total{key=\"web\",status=\"503\"} 1",
+            "tts_key_errors_total{key=\"web\",code=\"QUEUE_FULL\"} 1",
+            "tts_key_audio_seconds_total{key=\"web\"} 4.5",
             "tts_queue_depth 2",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");

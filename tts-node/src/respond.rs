@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
+use crate::access::Caller;
 use crate::audio::{Encoder, Format};
 use crate::engine::{Event, Job, Summary};
 use crate::errors::{Code, NodeError};
@@ -26,11 +27,13 @@ use crate::fields;
 use crate::state::{AppState, Ready};
 use crate::telemetry::GpuMonitor;
 
-/// What to answer with.
-#[derive(Debug, Clone, Copy)]
+/// What to answer with, and for whom.
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub format: Format,
     pub streamed: bool,
+    /// The API key the request came with (its audio is charged to it).
+    pub caller: Option<Caller>,
 }
 
 /// Runs the job and answers: whole or streamed.
@@ -72,12 +75,13 @@ pub async fn respond(
             Event::Done(summary) => {
                 enc.finish(&mut body).map_err(encode_failed)?;
                 let first_audio = started.elapsed();
-                completed(&state, ready, &summary, started, first_audio, answer);
-                return Ok((whole_headers(&summary, answer, &voice_name), body).into_response());
+                completed(&state, ready, &summary, started, first_audio, &answer);
+                return Ok((whole_headers(&summary, &answer, &voice_name), body).into_response());
             }
             Event::Failed(e) => return Err(e),
         }
     }
+    let headers = stream_headers(&answer, sample_rate, &voice_name);
     let stream = Streaming {
         state: Arc::clone(&state),
         span,
@@ -105,7 +109,7 @@ pub async fn respond(
             s.next_chunk().await.map(|chunk| (chunk, (s, None)))
         });
     let mut resp = Response::new(Body::from_stream(chunks));
-    *resp.headers_mut() = stream_headers(answer, sample_rate, &voice_name);
+    *resp.headers_mut() = headers;
     Ok(resp)
 }
 
@@ -164,6 +168,10 @@ impl Streaming {
         Ok(Bytes::from(chunk))
     }
 
+    fn key(&self) -> Option<&str> {
+        self.answer.caller.as_ref().map(Caller::name)
+    }
+
     fn seconds_sent(&self) -> f64 {
         self.samples as f64 / f64::from(self.sample_rate.max(1))
     }
@@ -201,7 +209,7 @@ impl Streaming {
                             &summary,
                             self.started,
                             first,
-                            self.answer,
+                            &self.answer,
                         );
                     }
                     return Some(chunk);
@@ -217,7 +225,10 @@ impl Streaming {
         self.open = false;
         let e = e.with_audio_sent(self.seconds_sent(), self.bytes);
         self.span.in_scope(|| e.log());
-        self.state.metrics.error(e.code);
+        self.state.metrics.error(e.code, self.key());
+        if let Some(c) = &self.answer.caller {
+            c.charge_audio(self.seconds_sent());
+        }
         std::io::Error::other(e.message)
     }
 }
@@ -236,7 +247,10 @@ impl Drop for Streaming {
         )
         .with_audio_sent(self.seconds_sent(), self.bytes);
         self.span.in_scope(|| e.log());
-        self.state.metrics.error(e.code);
+        self.state.metrics.error(e.code, self.key());
+        if let Some(c) = &self.answer.caller {
+            c.charge_audio(self.seconds_sent());
+        }
     }
 }
 
@@ -247,7 +261,7 @@ fn completed(
     out: &Summary,
     started: Instant,
     first_audio: Duration,
-    answer: Answer,
+    answer: &Answer,
 ) {
     let elapsed = started.elapsed();
     let audio_seconds = out.audio_seconds();
@@ -280,9 +294,13 @@ fn completed(
         "{}",
         fields::COMPLETED
     );
+    let key = answer.caller.as_ref().map(Caller::name);
     state
         .metrics
-        .synthesis(elapsed.as_secs_f64(), audio_seconds);
+        .synthesis(elapsed.as_secs_f64(), audio_seconds, key);
+    if let Some(c) = &answer.caller {
+        c.charge_audio(audio_seconds);
+    }
     state.metrics.first_audio(first_audio.as_secs_f64());
 }
 
@@ -292,7 +310,7 @@ fn insert(h: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
-fn base_headers(answer: Answer, sample_rate: u32, voice: &str) -> HeaderMap {
+fn base_headers(answer: &Answer, sample_rate: u32, voice: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     insert(&mut h, "x-voice", voice.to_owned());
     h.insert(
@@ -306,14 +324,14 @@ fn base_headers(answer: Answer, sample_rate: u32, voice: &str) -> HeaderMap {
     h
 }
 
-fn stream_headers(answer: Answer, sample_rate: u32, voice: &str) -> HeaderMap {
+fn stream_headers(answer: &Answer, sample_rate: u32, voice: &str) -> HeaderMap {
     let mut h = base_headers(answer, sample_rate, voice);
     // Proxies must pass pieces on as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h
 }
 
-fn whole_headers(out: &Summary, answer: Answer, voice: &str) -> HeaderMap {
+fn whole_headers(out: &Summary, answer: &Answer, voice: &str) -> HeaderMap {
     let mut h = base_headers(answer, out.sample_rate, voice);
     insert(&mut h, "x-voices", out.voices.join(","));
     insert(&mut h, "x-languages", out.languages.join(","));

@@ -100,6 +100,11 @@ impl LoadedVoice {
     }
 
     /// The voice's fixed output gain.
+    /// Drops the engine's prepared clips (the speaker library changed).
+    pub fn forget_clips(&self) {
+        self.engine.forget_clips();
+    }
+
     pub fn gain(&self) -> f32 {
         self.gain
     }
@@ -205,7 +210,12 @@ fn dir_name(dir: &Path) -> String {
 /// The stored speakers: `<cache-dir>/voices/<name>.wav`, by name (sorted;
 /// names that are not voice names are skipped).
 pub fn stored_speakers(cache_dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(cache_dir.join("voices"))
+    stored_speakers_in(&cache_dir.join("voices"))
+}
+
+/// The `<name>.wav` files of a directory, by name (see [`stored_speakers`]).
+pub fn stored_speakers_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .map(|r| {
             r.flatten()
                 .map(|e| e.path())

@@ -99,6 +99,12 @@ impl<T> Recent<T> {
         }
         Ok((value, false))
     }
+
+    fn clear(&self) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.clear();
+        }
+    }
 }
 
 /// An IndexTTS2 voice.
@@ -268,6 +274,11 @@ impl IndexTts2Voice {
 impl Engine for IndexTts2Voice {
     fn info(&self) -> &VoiceInfo {
         &self.info
+    }
+
+    fn forget_clips(&self) {
+        self.speakers.clear();
+        self.emotions.clear();
     }
 
     fn capabilities(&self) -> &Capabilities {
