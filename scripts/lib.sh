@@ -156,6 +156,25 @@ port_in_use() {
 # lines only; the log is appended to): the error lines first — the ERROR
 # event, a panic, and the process's `Error:` message with its causes, which a
 # backtrace (RUST_BACKTRACE=1) pushes out of the tail — then the last 30 lines.
+# A node's /readyz: HTTPS when TTS_TLS_CERT is set, checked against
+# TTS_TLS_CA when given (else not verified: a readiness probe of a node on
+# this host), with TTS_READY_CERT / TTS_READY_KEY as the client certificate
+# when the node asks for one (TTS_TLS_CLIENT_CA). Extra curl arguments go
+# before the URL.
+node_scheme() {
+  if [ -n "${TTS_TLS_CERT:-}" ]; then echo https; else echo http; fi
+}
+node_readyz() {
+  local host=$1 port=$2
+  shift 2
+  local args=(-fsS --max-time 5)
+  if [ -n "${TTS_TLS_CERT:-}" ]; then
+    if [ -n "${TTS_TLS_CA:-}" ]; then args+=(--cacert "$TTS_TLS_CA"); else args+=(--insecure); fi
+    if [ -n "${TTS_READY_CERT:-}" ]; then args+=(--cert "$TTS_READY_CERT" --key "${TTS_READY_KEY:-$TTS_READY_CERT}"); fi
+  fi
+  curl "${args[@]}" "$@" "$(node_scheme)://$host:$port/readyz"
+}
+
 show_start_failure() {
   local logfile=$1 offset=$2 errors
   errors=$(tail -c +"$((offset + 1))" "$logfile" | awk '

@@ -13,7 +13,12 @@
 # GELF_ENDPOINT, TTS_CACHE_DIR, TTS_VOICE, TTS_DEVICE, TTS_WORKERS, ...), plus
 # TTS_RUN_DIR (PID, log and lock files, default run/), TTS_NODE_BIN (run this
 # binary instead of building), TTS_READY_TIMEOUT_S (default 180),
-# TTS_CARGO_FEATURES (e.g. hub). The build goes where cargo puts it
+# TTS_CARGO_FEATURES (e.g. hub). With TTS_TLS_CERT/TTS_TLS_KEY the node
+# serves HTTPS and readiness is checked over HTTPS (TTS_TLS_CA to verify it;
+# TTS_READY_CERT/TTS_READY_KEY when the node asks clients for a certificate).
+# TTS_API_KEYS_FILE (and SIGHUP to reload it) and TTS_ALLOW_ANONYMOUS pass
+# through; a node on a non-loopback TTS_HOST needs one of them.
+# The build goes where cargo puts it
 # (CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR, .cargo/config.toml).
 # On a GPU host: scripts/build-cuda.sh, then TTS_NODE_BIN=dist/cuda/tts-node.
 #
@@ -67,7 +72,7 @@ pid=$!
 write_pidfile "$port" "$pid"
 
 deadline=$((SECONDS + ready_timeout))
-until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>/dev/null; do
+until node_readyz "$connect_host" "$port" -o /dev/null 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "tts-node exited during start." >&2
     show_start_failure "$logfile" "$log_offset" >&2
@@ -82,5 +87,5 @@ until curl -fsS --max-time 5 -o /dev/null "http://$connect_host:$port/readyz" 2>
   fi
   sleep 0.2
 done
-echo "tts-node ready: http://$connect_host:$port/ (PID $pid)"
+echo "tts-node ready: $(node_scheme)://$connect_host:$port/ (PID $pid)"
 front_node_state "$port" ready

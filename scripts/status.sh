@@ -23,7 +23,7 @@ report() {
     echo "port $port: not running$busy"
     return 1
   fi
-  if [ -z "$busy" ] && ready=$(curl -fsS --max-time 5 "http://$host:$port/readyz" 2>/dev/null); then
+  if [ -z "$busy" ] && ready=$(node_readyz "$host" "$port" 2>/dev/null); then
     echo "port $port: running, PID $pid, ready $ready"
   else
     echo "port $port: running, PID $pid, not ready$busy"

@@ -65,9 +65,11 @@ def main():
     for fmt in ["mp3", "opus", "flac", "wav", "pcm"]:
         for streamed in [False, True]:
             if streamed:
+                # Streamed is the node's OpenAI default except for FLAC
+                # (whole, so that libsndfile reads it): asked for explicitly.
                 with client.audio.speech.with_streaming_response.create(
                     model="tts-1", voice="alloy", input=TEXT, response_format=fmt,
-                    extra_body=QUIET,
+                    extra_body={"stream": True, **QUIET},
                 ) as r:
                     content_type = r.headers.get("content-type")
                     chunks = list(r.iter_bytes())

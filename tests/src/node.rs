@@ -407,6 +407,66 @@ pub fn try_http(
     Ok(parse_response(&raw))
 }
 
+/// [`try_http`] over TLS, trusting the CA in `ca_file` (PEM) for
+/// `127.0.0.1`; also returns the server's certificate (DER).
+pub fn try_https(
+    port: u16,
+    ca_file: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(Response, Vec<u8>), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_file).map_err(|e| e.to_string())? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(300))).ok();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes())
+        .and_then(|()| tls.write_all(body))
+        .map_err(|e| format!("TLS request to 127.0.0.1:{port}: {e}"))?;
+    let mut raw = Vec::new();
+    // A server that closes without close_notify is an error for rustls: keep what came.
+    let _ = tls.read_to_end(&mut raw);
+    let cert = tls
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!(
+            "no HTTP head from https://127.0.0.1:{port} in {:?}",
+            String::from_utf8_lossy(&raw)
+        ));
+    }
+    Ok((parse_response(&raw), cert))
+}
+
 fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)

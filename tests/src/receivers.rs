@@ -177,7 +177,13 @@ pub struct TestPki {
     pub client_cert: PathBuf,
     /// The client's private key.
     pub client_key: PathBuf,
+    /// The server certificate (PEM, for `localhost` and `127.0.0.1`) and
+    /// its key (PEM), for servers that read files (the node's `--tls-cert`).
+    pub server_cert_file: PathBuf,
+    pub server_key_file: PathBuf,
     ca_der: CertificateDer<'static>,
+    ca_key: rcgen::KeyPair,
+    ca: rcgen::Certificate,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
 }
@@ -196,7 +202,7 @@ impl TestPki {
             .push(DnType::CommonName, format!("{name} test CA"));
         let ca = ca_params.self_signed(&ca_key).expect("CA cert");
         let srv_key = KeyPair::generate().expect("server key");
-        let srv = CertificateParams::new(vec!["localhost".to_string()])
+        let srv = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .expect("server params")
             .signed_by(&srv_key, &ca, &ca_key)
             .expect("server cert");
@@ -214,11 +220,37 @@ impl TestPki {
             ca_file: write("ca.pem", ca.pem()),
             client_cert: write("client.pem", cli.pem()),
             client_key: write("client.key", cli_key.serialize_pem()),
+            server_cert_file: write("server.pem", srv.pem()),
+            server_key_file: write("server.key", srv_key.serialize_pem()),
             ca_der: ca.der().clone(),
             server_chain: vec![srv.der().clone()],
             server_key: srv_key.serialize_der(),
+            ca_key,
+            ca,
             dir,
         }
+    }
+
+    /// Writes a new server certificate and key (same names, same CA) over
+    /// the files, and returns the certificate (DER): a server that reloads
+    /// its files presents it from then on.
+    pub fn renew_server_cert(&self) -> Vec<u8> {
+        use rcgen::{CertificateParams, KeyPair};
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params")
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("server cert");
+        // Key first, then the certificate: a reload between the two writes
+        // fails (key and certificate do not match) and keeps the old pair.
+        std::fs::write(&self.server_key_file, key.serialize_pem()).expect("write key");
+        std::fs::write(&self.server_cert_file, cert.pem()).expect("write cert");
+        cert.der().to_vec()
+    }
+
+    /// The first server certificate (DER).
+    pub fn server_cert_der(&self) -> Vec<u8> {
+        self.server_chain[0].to_vec()
     }
 
     /// The server's TLS configuration; with `require_client_cert`, clients

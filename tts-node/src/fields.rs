@@ -98,6 +98,7 @@ const REQ: &str = "request events";
 const DONE: &str = "completion";
 const FAIL: &str = "failure";
 const START: &str = "start and stop";
+const ADMIN: &str = "reloads and the speaker library";
 
 /// Every field the node's own events carry (the GELF layer adds those of
 /// `gelf_tracing::fields`).
@@ -245,6 +246,39 @@ pub const CATALOGUE: &[Field] = &[
     f("gain", Number, START, "a voice's loudness gain"),
     f("dir", Text, START, "a skipped voice directory"),
     f("served", Text, START, "the directory served instead"),
+    f("scheme", Text, START, "http or https"),
+    f(
+        "keys_required",
+        Flag,
+        START,
+        "whether requests need an API key",
+    ),
+    f(
+        "tls_client_auth",
+        Flag,
+        START,
+        "whether HTTPS clients must show a certificate",
+    ),
+    f(
+        "keys",
+        Number,
+        ADMIN,
+        "API keys in use after a SIGHUP reload",
+    ),
+    f("speaker", Text, ADMIN, "a stored speaker saved or deleted"),
+    f("seconds", Number, ADMIN, "the stored speaker's clip length"),
+    f(
+        "replaced",
+        Flag,
+        ADMIN,
+        "whether the saved speaker replaced one",
+    ),
+    f(
+        "path",
+        Text,
+        ADMIN,
+        "a stored speaker's file skipped at start",
+    ),
 ];
 
 /// The catalogue entry of `name`.

@@ -141,7 +141,7 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         listen = %format!("{}:{}", cfg.host, cfg.port),
         scheme,
-        api_keys = state.access.requires_keys(),
+        keys_required = state.access.requires_keys(),
         tls_client_auth = tls.as_ref().is_some_and(|t| t.client_auth()),
         "Node starting"
     );

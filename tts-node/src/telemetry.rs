@@ -29,7 +29,10 @@ pub fn init(cfg: &Config) -> anyhow::Result<Telemetry> {
                 .static_field(crate::fields::NODE_ID, cfg.node_id.as_str())
                 .static_field(crate::fields::SERVICE, "tts-node")
                 // A count of IndexTTS2's mel codes, not a secret "token".
-                .not_secret("mel_tokens")
+                .not_secret(crate::fields::MEL_TOKENS)
+                // The name of the request's API key (the keys file's
+                // `name`); the key itself is never in a field.
+                .not_secret(crate::fields::API_KEY_NAME)
                 .attribution(cfg.attribution()?);
             if let Some(dir) = &cfg.gelf_spool_dir {
                 builder = builder.spool_dir(dir);
