@@ -1440,6 +1440,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_key_is_held_to_its_concurrency_and_its_audio_per_minute() {
+        let h = crate::access::hash_key;
+        let text = format!(
+            "[[keys]]\nname = \"one\"\nrole = \"user\"\nhash = \"{}\"\nmax_concurrent = 1\n\n\
+             [[keys]]\nname = \"brief\"\nrole = \"user\"\nhash = \"{}\"\naudio_seconds_per_minute = 0.005\n",
+            h(USER_KEY),
+            h(SLOW_KEY)
+        );
+        let keys = std::env::temp_dir().join(format!("tts-keys-{}.toml", fastrand::u64(..)));
+        std::fs::write(&keys, text).expect("write keys");
+        let (piper, _) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
+        let app = ready_app_with(vec![piper], &["--api-keys-file", keys.to_str().expect("utf-8")]);
+        let streamed = || post("/api/tts", r#"{"text": "Hello.", "stream": true}"#);
+
+        // A streamed answer holds the key's one place until its body is read.
+        let first = app
+            .clone()
+            .oneshot(with_key(streamed(), USER_KEY))
+            .await
+            .expect("infallible");
+        assert_eq!(first.status(), StatusCode::OK);
+        let r = call(&app, with_key(streamed(), USER_KEY)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_concurrent")));
+        let body = axum::body::to_bytes(first.into_body(), 1 << 20).await.expect("body");
+        assert!(!body.is_empty());
+        assert_eq!(call(&app, with_key(streamed(), USER_KEY)).await.status, StatusCode::OK);
+
+        // 0.005 s of audio a minute: the first request (0.01 s) is admitted
+        // and charged, the next waits until the debt is paid back.
+        let whole = || post("/api/tts", r#"{"text": "Hello."}"#);
+        assert_eq!(call(&app, with_key(whole(), SLOW_KEY)).await.status, StatusCode::OK);
+        let r = call(&app, with_key(whole(), SLOW_KEY)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("audio seconds per minute")));
+        let wait: u64 = r
+            .headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        // 0.01 s charged against 0.005 s a minute: about 60 s to pay back.
+        assert!((55..=61).contains(&wait), "{wait}");
+        let _ = std::fs::remove_file(keys);
+    }
+
+    #[tokio::test]
     async fn cors_answers_only_the_configured_origins() {
         let preflight = |origin: &str| {
             axum::http::Request::options("/api/tts")
