@@ -24,7 +24,13 @@ fn main() {
         dirs.extend(std::env::split_paths(&paths));
     }
     let multiarch = format!("{arch}-{os}-{env}");
-    for d in ["/usr/lib", "/usr/local/lib", "/lib", "/usr/lib64", "/opt/homebrew/lib"] {
+    for d in [
+        "/usr/lib",
+        "/usr/local/lib",
+        "/lib",
+        "/usr/lib64",
+        "/opt/homebrew/lib",
+    ] {
         dirs.push(PathBuf::from(d));
         dirs.push(Path::new(d).join(&multiarch));
     }
@@ -35,7 +41,8 @@ fn main() {
     if found {
         return;
     }
-    let advice = "libespeak-ng (the text front end's phonemizer) is not installed where the linker looks.\n\
+    let advice =
+        "libespeak-ng (the text front end's phonemizer) is not installed where the linker looks.\n\
          Install it, then build again:\n\
          \x20   Debian/Ubuntu: sudo apt-get install libespeak-ng-dev espeak-ng-data\n\
          \x20   (or scripts/install-deps.sh --runtime, which does that)\n\
@@ -46,5 +53,7 @@ fn main() {
         std::process::exit(1);
     }
     // Elsewhere the linker may know places this script does not.
-    println!("cargo:warning=libespeak-ng not found in the usual places; if linking fails: {advice}");
+    println!(
+        "cargo:warning=libespeak-ng not found in the usual places; if linking fails: {advice}"
+    );
 }

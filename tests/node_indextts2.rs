@@ -254,3 +254,224 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     assert_eq!(field_str(&piper_done[0], "engine"), Some("piper"));
     assert!(!piper_done[0].fields.contains_key("mel_tokens"));
 }
+
+/// A multipart/form-data body of text fields and one file part.
+fn multipart(boundary: &str, fields: &[(&str, &str)], file: (&str, &[u8])) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, value) in fields {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    b.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"clip.wav\"\r\nContent-Type: audio/wav\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(file.1);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    b
+}
+
+#[test]
+fn the_speaker_library_stores_lists_serves_by_name_and_deletes_for_admins() {
+    let _serial = node::serial();
+    let (cache, hub) = node::indextts2_cache();
+    let keys = cache.join("keys.toml");
+    let hash = hash_key;
+    std::fs::write(
+        &keys,
+        format!(
+            "[[keys]]\nname = \"ops\"\nrole = \"admin\"\nhash = \"{}\"\n\n[[keys]]\nname = \"web\"\nrole = \"user\"\nhash = \"{}\"\n",
+            hash(ADMIN),
+            hash(USER)
+        ),
+    )
+    .expect("keys");
+    let rx = GelfReceiver::start();
+    let mut env = gelf_env(&rx, "node-ix2-library");
+    env.push(("TTS_CACHE_DIR", cache.display().to_string()));
+    env.push(("TTS_HF_HUB", hub.display().to_string()));
+    env.push(("TTS_API_KEYS_FILE", keys.display().to_string()));
+    let n = Node::start("indextts2-library", &env);
+    let admin = format!("Bearer {ADMIN}");
+    let user = format!("Bearer {USER}");
+    let as_admin = [("Authorization", admin.as_str())];
+    let as_user = [("Authorization", user.as_str())];
+
+    // Added as JSON (base64) and as a form (the file itself).
+    let bob = node::voiced_wav(1.3, 16_000);
+    let r = post_json(
+        n.port,
+        "/api/speakers",
+        &json!({"name": "bob", "audio": b64(&bob)}),
+        &as_admin,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let form = multipart(
+        "XyZ",
+        &[("name", "carol")],
+        ("audio", &node::voiced_wav(0.8, 22_050)),
+    );
+    let r = http(
+        n.port,
+        "POST",
+        "/api/speakers",
+        &[
+            ("Authorization", admin.as_str()),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        &form,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert!(cache.join("voices/bob.wav").is_file() && cache.join("voices/carol.wav").is_file());
+    let list = http(n.port, "GET", "/api/speakers", &as_admin, b"").json();
+    let names: Vec<&str> = list["speakers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    // Users may not manage it, but see the voice's speakers and use them.
+    assert_eq!(
+        http(n.port, "GET", "/api/speakers", &as_user, b"").status,
+        403
+    );
+    let voices = http(n.port, "GET", "/api/voices", &as_user, b"").json();
+    let ix2 = voices["voices"]
+        .as_array()
+        .expect("voices")
+        .iter()
+        .find(|v| v["name"] == VOICE)
+        .cloned()
+        .expect("ix2");
+    assert_eq!(
+        ix2["capabilities"]["speakers"],
+        json!(["alice", "bob", "carol"])
+    );
+    let sampling = json!({"top_k": 1, "num_beams": 1, "max_mel_tokens": 30});
+    let mut body = json!({"voice": VOICE, "text": "Hi there.", "speaker": "bob"});
+    body.as_object_mut()
+        .expect("object")
+        .extend(sampling.as_object().expect("object").clone());
+    let r = post_json(
+        n.port,
+        "/api/tts",
+        &body,
+        &[
+            ("Authorization", user.as_str()),
+            ("X-Request-Id", "ix2-bob"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(Wav::parse(&r.body).expect("wav").seconds() > 0.05);
+    // OpenAI clients name the speaker as the voice.
+    let mut oa = json!({"model": "tts-1", "input": "Hi there.", "voice": "carol", "response_format": "wav", "stream": false});
+    oa.as_object_mut()
+        .expect("object")
+        .extend(sampling.as_object().expect("object").clone());
+    let r = post_json(
+        n.port,
+        "/v1/audio/speech",
+        &oa,
+        &[
+            ("Authorization", user.as_str()),
+            ("X-Request-Id", "ix2-carol"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-voice"), Some(VOICE));
+    // The stored clips were the references.
+    for (rid, seconds) in [("ix2-bob", 1.3), ("ix2-carol", 0.8)] {
+        let done = events_where(&rx, 1, |m| {
+            field_str(m, "request_id") == Some(rid)
+                && short_message(m) == "Audio generation completed"
+        });
+        assert_eq!(done.len(), 1, "{rid}");
+        let got = done[0].fields["reference_seconds"].as_f64().unwrap_or(0.0);
+        assert!(
+            (got - seconds).abs() < 0.01,
+            "{rid}: reference_seconds {got}"
+        );
+        assert_eq!(field_str(&done[0], "api_key_name"), Some("web"));
+    }
+
+    // Names are never paths; clips are decoded and bounded.
+    for (name, audio, code) in [
+        ("../../etc/passwd", b64(&bob), "BAD_REQUEST"),
+        ("x/y", b64(&bob), "BAD_REQUEST"),
+        ("dave", b64(&node::voiced_wav(31.0, 16_000)), "BAD_AUDIO"),
+        ("dave", b64(b"RIFF\x10\x00\x00\x00WAVEjunk"), "BAD_AUDIO"),
+        ("dave", "%%%".to_owned(), "BAD_AUDIO"),
+    ] {
+        let r = post_json(
+            n.port,
+            "/api/speakers",
+            &json!({"name": name, "audio": audio}),
+            &as_admin,
+        );
+        assert_eq!(
+            r.status,
+            400,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["error"]["code"], code, "{name}");
+    }
+    let r = http(
+        n.port,
+        "DELETE",
+        "/api/speakers/..%2F..%2Fetc%2Fpasswd",
+        &as_admin,
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert!(!cache.join("voices/dave.wav").exists());
+
+    // Deleted: gone from the list, the disk and synthesis.
+    assert_eq!(
+        http(n.port, "DELETE", "/api/speakers/bob", &as_admin, b"").status,
+        204
+    );
+    assert_eq!(
+        http(n.port, "DELETE", "/api/speakers/bob", &as_admin, b"").status,
+        404
+    );
+    assert!(!cache.join("voices/bob.wav").exists());
+    let r = post_json(
+        n.port,
+        "/api/tts",
+        &body,
+        &[("Authorization", user.as_str())],
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "SPEAKER_NOT_FOUND");
+    let list = http(n.port, "GET", "/api/speakers", &as_admin, b"").json();
+    assert_eq!(list["speakers"].as_array().map(Vec::len), Some(2));
+}
+
+const ADMIN: &str = "admin-5c1e9a7b3d5f7a9c1e3b5d7f";
+const USER: &str = "user-2b4d6f8a0c2e4a6c8e0b2d4f6";
+
+/// The keys file's hash of a key, as `tts-node --hash-api-key` prints it.
+fn hash_key(key: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(node::node_bin())
+        .arg("--hash-api-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tts-node --hash-api-key");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(key.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -308,22 +308,41 @@ struct VoiceView<'a> {
     quality: &'a str,
     sample_rate: u32,
     num_speakers: usize,
-    speakers: &'a [String],
+    /// For a voice that clones: the speaker library's, in its order.
+    speakers: Vec<String>,
     model_version: &'a str,
     default: bool,
     /// What the engine honours (`models::Capabilities`), with `fields`: the
     /// request fields it takes.
-    capabilities: CapabilitiesView<'a>,
+    capabilities: CapabilitiesView,
     /// The ranges of the numeric fields the voice takes (with the voice's
     /// defaults where known), and whether a speaker can be chosen.
     controls: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
-struct CapabilitiesView<'a> {
+struct CapabilitiesView {
     #[serde(flatten)]
-    caps: &'a models::Capabilities,
+    caps: models::Capabilities,
     fields: Vec<&'static str>,
+}
+
+/// A voice's capabilities as the node serves them: a voice that clones
+/// speaks the speaker library's speakers (by name, or by number in the
+/// library's order), whatever it was loaded with.
+fn served_capabilities(v: &crate::voices::LoadedVoice, library: &[String]) -> models::Capabilities {
+    let mut caps = v.capabilities().clone();
+    if caps.reference_audio {
+        caps.speakers = library.to_vec();
+        caps.num_speakers = library.len();
+        let has = caps.controls.contains(&models::Control::Speaker);
+        if library.is_empty() {
+            caps.controls.retain(|c| *c != models::Control::Speaker);
+        } else if !has {
+            caps.controls.insert(0, models::Control::Speaker);
+        }
+    }
+    caps
 }
 
 #[derive(Serialize)]
@@ -335,6 +354,7 @@ struct UnavailableView<'a> {
 
 async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let ready = state.ready()?;
+    let library: Vec<String> = state.speakers.list().into_iter().map(|s| s.name).collect();
     let list: Vec<VoiceView<'_>> = ready
         .voices
         .map
@@ -342,6 +362,14 @@ async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
         .map(|v| {
             let info = v.info();
             let caps = v.capabilities();
+            let served = served_capabilities(v, &library);
+            let mut controls = crate::controls::ranges(v);
+            controls.insert(
+                "speaker".into(),
+                serde_json::json!(
+                    served.supports(models::Control::Speaker) && served.num_speakers > 1
+                ),
+            );
             VoiceView {
                 name: &v.name,
                 engine: caps.engine,
@@ -366,15 +394,23 @@ async fn voices(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
                     .collect(),
                 quality: &info.quality,
                 sample_rate: info.sample_rate,
-                num_speakers: info.num_speakers,
-                speakers: &info.speaker_names,
+                num_speakers: if caps.reference_audio {
+                    served.num_speakers
+                } else {
+                    info.num_speakers
+                },
+                speakers: if caps.reference_audio {
+                    served.speakers.clone()
+                } else {
+                    info.speaker_names.clone()
+                },
                 model_version: &info.model_version,
                 default: v.name == ready.voices.default,
                 capabilities: CapabilitiesView {
-                    caps,
-                    fields: crate::controls::supported_fields(caps),
+                    fields: crate::controls::supported_fields(&served),
+                    caps: served,
                 },
-                controls: crate::controls::ranges(v),
+                controls,
             }
         })
         .collect();
@@ -1385,6 +1421,32 @@ mod tests {
             .cloned()
             .expect("a request");
         assert_eq!(got.reference_audio.map(|c| c.samples.len()), Some(32000));
+        // The voice lists the library's speakers; a number is a place in it.
+        let v = call(&app, with_key(get("/api/voices"), USER_KEY))
+            .await
+            .json();
+        assert_eq!(v["voices"][0]["speakers"], serde_json::json!(["alice"]));
+        assert!(v["voices"][0]["capabilities"]["fields"]
+            .as_array()
+            .is_some_and(|f| f.contains(&serde_json::json!("speaker"))));
+        let r = call(
+            &app,
+            with_key(
+                post("/api/tts", r#"{"text": "Hi.", "speaker": 0}"#),
+                USER_KEY,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = call(
+            &app,
+            with_key(
+                post("/api/tts", r#"{"text": "Hi.", "speaker": 1}"#),
+                USER_KEY,
+            ),
+        )
+        .await;
+        assert_eq!(r.json()["error"]["code"], "INVALID_PARAMETER");
         let r = call(
             &app,
             with_key(
@@ -1451,7 +1513,10 @@ mod tests {
         let keys = std::env::temp_dir().join(format!("tts-keys-{}.toml", fastrand::u64(..)));
         std::fs::write(&keys, text).expect("write keys");
         let (piper, _) = fake_voice("en_US-a-medium", models::EngineKind::Piper, &PIPER);
-        let app = ready_app_with(vec![piper], &["--api-keys-file", keys.to_str().expect("utf-8")]);
+        let app = ready_app_with(
+            vec![piper],
+            &["--api-keys-file", keys.to_str().expect("utf-8")],
+        );
         let streamed = || post("/api/tts", r#"{"text": "Hello.", "stream": true}"#);
 
         // A streamed answer holds the key's one place until its body is read.
@@ -1466,14 +1531,22 @@ mod tests {
         assert!(r.json()["error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("max_concurrent")));
-        let body = axum::body::to_bytes(first.into_body(), 1 << 20).await.expect("body");
+        let body = axum::body::to_bytes(first.into_body(), 1 << 20)
+            .await
+            .expect("body");
         assert!(!body.is_empty());
-        assert_eq!(call(&app, with_key(streamed(), USER_KEY)).await.status, StatusCode::OK);
+        assert_eq!(
+            call(&app, with_key(streamed(), USER_KEY)).await.status,
+            StatusCode::OK
+        );
 
         // 0.005 s of audio a minute: the first request (0.01 s) is admitted
         // and charged, the next waits until the debt is paid back.
         let whole = || post("/api/tts", r#"{"text": "Hello."}"#);
-        assert_eq!(call(&app, with_key(whole(), SLOW_KEY)).await.status, StatusCode::OK);
+        assert_eq!(
+            call(&app, with_key(whole(), SLOW_KEY)).await.status,
+            StatusCode::OK
+        );
         let r = call(&app, with_key(whole(), SLOW_KEY)).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(r.json()["error"]["message"]

@@ -279,11 +279,31 @@ impl TtsRequest {
         };
         let choice = find_voice(ready, voice_name.as_deref(), &self.text)?;
         let voice = Arc::clone(&choice.voice);
+        let clones = voice.capabilities().reference_audio;
+        // A voice that clones speaks the library's speakers; a number is
+        // their place in the library's order (as /api/voices lists them).
+        let speaker = match speaker {
+            Some(SpeakerRef::Number(n)) if clones => {
+                let names = state.speakers.list();
+                let name = names.get(n as usize).map(|s| s.name.clone()).ok_or_else(|| {
+                    NodeError::new(
+                        Code::InvalidParameter,
+                        format!(
+                            "speaker must be below {} for voice {} (the stored speakers, GET /api/voices)",
+                            names.len(),
+                            voice.name
+                        ),
+                    )
+                })?;
+                Some(SpeakerRef::Name(name))
+            }
+            other => other,
+        };
         let (speaker, stored_reference) = match speaker {
             None => (None, None),
             Some(SpeakerRef::Number(n)) => (Some(n), None),
             Some(SpeakerRef::Name(name)) => {
-                if !voice.capabilities().reference_audio {
+                if !clones {
                     return Err(NodeError::new(
                         Code::InvalidParameter,
                         format!(
