@@ -2,8 +2,10 @@
 //! playwright-core): type text, click Generate, hear it while it streams,
 //! get a playable WAV; and IndexTTS2's controls (voice reference, emotion,
 //! sampling); and a Chinese sentence spoken by the voice the text's script
-//! chooses. The screenshots are kept as test artifacts in
-//! target/e2e-artifacts/ (ui.png, ui-chinese.png, ui-indextts2.png).
+//! chooses; and a node that requires API keys (the key prompt, the speaker
+//! library). The screenshots are kept as test artifacts in
+//! target/e2e-artifacts/ (ui.png, ui-chinese.png, ui-indextts2.png,
+//! ui-access.png).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -353,4 +355,89 @@ fn the_page_drives_a_random_weights_indextts2_voice() {
     assert_eq!(seen["storedRequest"]["speaker"], 0, "{seen}");
     assert!(seen["storedResult"]["error"].is_null(), "{seen}");
     assert!(seen["storedResult"]["duration"].as_f64().unwrap_or(0.0) > 0.0);
+}
+
+/// A node that requires API keys, in the browser: the page asks for a key,
+/// refuses a wrong one, speaks with a user key kept for the tab only, and
+/// lets an admin key add and delete a stored speaker of the IndexTTS2 voice.
+#[test]
+fn the_page_asks_for_a_key_and_lets_an_admin_manage_the_speaker_library() {
+    const USER: &str = "page-user-6a8c0e2b4d6f8a0c2e4b";
+    const ADMIN: &str = "page-admin-1f3b5d7a9c1e3f5b7d9a";
+    let _serial = node::serial();
+    let artifacts = browser_prerequisites();
+    let (cache, hub) = node::indextts2_cache();
+    let keys = cache.join("keys.toml");
+    std::fs::write(
+        &keys,
+        format!(
+            "[[keys]]\nname = \"page-user\"\nrole = \"user\"\nhash = \"{}\"\n\n[[keys]]\nname = \"page-admin\"\nrole = \"admin\"\nhash = \"{}\"\n",
+            node::hash_api_key(USER),
+            node::hash_api_key(ADMIN)
+        ),
+    )
+    .expect("keys file");
+    let n = Node::start(
+        "browser-access",
+        &[
+            ("TTS_CACHE_DIR", cache.display().to_string()),
+            ("TTS_HF_HUB", hub.display().to_string()),
+            ("TTS_API_KEYS_FILE", keys.display().to_string()),
+        ],
+    );
+    let seen = drive("access.mjs", &n, &artifacts, &[USER, ADMIN]);
+    assert!(
+        seen["askedFirst"]
+            .as_str()
+            .is_some_and(|s| s.contains("needs an API key")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["voicesBeforeKey"], 1,
+        "no voice before the key: {seen}"
+    );
+    assert!(seen["askedAgain"]
+        .as_str()
+        .is_some_and(|s| s.contains("did not accept")));
+    assert_eq!(seen["keyBoxAfter"], false, "{seen}");
+    assert_eq!(seen["keyState"], true, "{seen}");
+    assert_eq!(seen["libraryForUser"], false, "a user key sees no library");
+    assert_eq!(seen["spoke"], 1, "{seen}");
+    assert_eq!(
+        seen["storage"],
+        serde_json::json!({"sessionIsKey": true, "local": 0, "cookie": ""}),
+        "the key is in this tab's sessionStorage only"
+    );
+    assert_eq!(seen["keyBoxAfterReload"], false, "kept across a reload");
+    assert_eq!(seen["newTabAsks"], true, "a new tab asks again");
+    let before = seen["libraryBefore"].as_array().expect("library");
+    assert!(
+        before
+            .iter()
+            .any(|l| l.as_str().is_some_and(|s| s.starts_with("alice"))),
+        "{seen}"
+    );
+    assert!(
+        seen["libraryAfterAdd"]
+            .as_array()
+            .expect("library")
+            .iter()
+            .any(|l| l.as_str().is_some_and(|s| s.starts_with("erin — 1.2 s"))),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["storedOptions"],
+        serde_json::json!(["alice", "erin"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["libraryAfterDelete"],
+        serde_json::json!(before),
+        "{seen}"
+    );
+    assert!(!cache.join("voices/erin.wav").exists());
+    assert!(seen["error"].is_null() || seen["error"] == "", "{seen}");
+    // Only /api/voices before a key was typed (at first, and after "Forget
+    // it") went without one; the wrong key's went with it.
+    assert_eq!(seen["requestsWithoutKey"], 2, "{seen}");
 }

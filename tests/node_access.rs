@@ -20,22 +20,6 @@ const LIMITED: &str = "slow-3b5d7f9a1c3e5a7c9e1b3d5f";
 const WRONG: &str = "nope-0000000000000000000000000";
 const FRESH: &str = "fresh-9e8d7c6b5a4f3e2d1c0b9a8f";
 
-fn hash(key: &str) -> String {
-    let out = Command::new(node::node_bin())
-        .arg("--hash-api-key")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(key.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("tts-node --hash-api-key");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// A keys file: `web` (user), `prom` (metrics), `slow` (user, one request
 /// per two seconds), and `extra` entries as (name, key).
 fn write_keys(path: &Path, extra: &[(&str, &str)]) {
@@ -43,14 +27,14 @@ fn write_keys(path: &Path, extra: &[(&str, &str)]) {
         "[[keys]]\nname = \"web\"\nrole = \"user\"\nhash = \"{}\"\n\n\
          [[keys]]\nname = \"prom\"\nrole = \"metrics\"\nhash = \"{}\"\n\n\
          [[keys]]\nname = \"slow\"\nrole = \"user\"\nhash = \"{}\"\nrequests_per_second = 0.5\nburst = 1\n",
-        hash(USER),
-        hash(METRICS),
-        hash(LIMITED)
+        node::hash_api_key(USER),
+        node::hash_api_key(METRICS),
+        node::hash_api_key(LIMITED)
     );
     for (name, key) in extra {
         text.push_str(&format!(
             "\n[[keys]]\nname = \"{name}\"\nrole = \"user\"\nhash = \"{}\"\n",
-            hash(key)
+            node::hash_api_key(key)
         ));
     }
     std::fs::write(path, text).expect("write keys");

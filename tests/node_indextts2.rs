@@ -281,7 +281,7 @@ fn the_speaker_library_stores_lists_serves_by_name_and_deletes_for_admins() {
     let _serial = node::serial();
     let (cache, hub) = node::indextts2_cache();
     let keys = cache.join("keys.toml");
-    let hash = hash_key;
+    let hash = node::hash_api_key;
     std::fs::write(
         &keys,
         format!(
@@ -456,22 +456,3 @@ fn the_speaker_library_stores_lists_serves_by_name_and_deletes_for_admins() {
 
 const ADMIN: &str = "admin-5c1e9a7b3d5f7a9c1e3b5d7f";
 const USER: &str = "user-2b4d6f8a0c2e4a6c8e0b2d4f6";
-
-/// The keys file's hash of a key, as `tts-node --hash-api-key` prints it.
-fn hash_key(key: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(node::node_bin())
-        .arg("--hash-api-key")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("tts-node --hash-api-key");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(key.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}

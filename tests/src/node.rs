@@ -208,6 +208,26 @@ pub fn voiced_wav(seconds: f64, rate: u32) -> Vec<u8> {
     models::audio::wav::wav_i16_gain(&samples, rate, 1.0).expect("wav")
 }
 
+/// The keys file's hash of an API key, as `tts-node --hash-api-key` prints it
+/// (the key goes in on standard input).
+pub fn hash_api_key(key: &str) -> String {
+    let mut child = Command::new(node_bin())
+        .arg("--hash-api-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tts-node --hash-api-key");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(key.as_bytes())
+        .expect("write the key");
+    let out = child.wait_with_output().expect("tts-node --hash-api-key");
+    assert!(out.status.success(), "tts-node --hash-api-key failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A run directory (PID and log files) private to one test.
 pub fn run_dir(name: &str) -> PathBuf {
     let d = root().join("target/e2e-run").join(name);
