@@ -43,7 +43,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::errors::{Code, NodeError};
 use crate::fields;
-use crate::state::AppState;
 
 /// The realm named in `WWW-Authenticate`.
 const REALM: &str = "Bearer realm=\"tts-node\"";
@@ -597,7 +596,7 @@ fn limit(key: &Key, need: Need, route: &str) -> Result<Option<OwnedSemaphorePerm
 /// the key). A refusal is answered (and logged once, as WARN, by the
 /// request-context middleware) without running the route.
 pub async fn authorize(
-    State(state): State<Arc<AppState>>,
+    State(access): State<Arc<Access>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -611,7 +610,6 @@ pub async fn authorize(
         span.record(fields::CLIENT_ADDR, tracing::field::display(addr));
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
-    let access = &state.access;
     if req.method() == Method::OPTIONS
         && req
             .headers()
@@ -619,7 +617,7 @@ pub async fn authorize(
     {
         return access.cors.preflight(origin.as_ref());
     }
-    let mut resp = match admit(access, req.headers(), &route) {
+    let mut resp = match admit(&access, req.headers(), &route) {
         Admission::Refused(e, caller) => {
             let unauthorized = e.code == Code::Unauthorized;
             let mut resp = e.into_response();

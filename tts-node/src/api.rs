@@ -45,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
+            Arc::clone(&state.access),
             crate::access::authorize,
         ))
         .layer(middleware::from_fn_with_state(

@@ -2,7 +2,7 @@
 //! synthesis queue once loaded, its access rules, its speaker library, its
 //! metrics and its GELF handle.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::access::Access;
 use crate::config::Config;
@@ -26,7 +26,7 @@ pub struct Ready {
 pub struct AppState {
     pub cfg: Config,
     pub ready: OnceLock<Ready>,
-    pub access: Access,
+    pub access: Arc<Access>,
     pub speakers: Library,
     pub metrics: Metrics,
     pub gelf: Option<gelf_tracing::GelfHandle>,
@@ -40,7 +40,7 @@ impl AppState {
             speakers: Library::open(&cfg.cache_dir.join("voices")),
             cfg,
             ready: OnceLock::new(),
-            access,
+            access: Arc::new(access),
             metrics: Metrics::default(),
             gelf,
         }
