@@ -59,16 +59,8 @@ fn tls_env(pki: &TestPki) -> Vec<(&'static str, String)> {
 
 /// Runs tests/openai_access.py against `base` (`…/v1`).
 fn openai_checks(base: &str, ca: Option<&Path>) {
-    let root = node::root();
-    let py = root.join(".venv/bin/python3");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/install-deps.sh",
-        py.display()
-    );
     let ca = ca.map_or_else(|| "-".to_owned(), |p| p.display().to_string());
-    let out = Command::new(py)
-        .arg(root.join("tests/openai_access.py"))
+    let out = node::python("openai_access.py")
         .args([base, &ca, USER, METRICS, LIMITED, WRONG])
         .output()
         .expect("run tests/openai_access.py");

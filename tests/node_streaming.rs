@@ -5,7 +5,6 @@
 //! frees the worker and is logged once; an error after the first byte cuts
 //! the stream and is logged with its code.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::node::{self, events_where, gelf_env, post_json, post_streamed, Node, Wav, TEN_SENTENCES};
@@ -83,15 +82,7 @@ fn the_first_audio_comes_early_and_streams_hold_the_whole_samples() {
 fn openais_client_gets_every_format_streamed_and_whole() {
     let _serial = node::serial();
     let n = Node::start("openai-formats", &[]);
-    let root = node::root();
-    let py = root.join(".venv/bin/python3");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/install-deps.sh",
-        py.display()
-    );
-    let out = Command::new(py)
-        .arg(root.join("tests/openai_client.py"))
+    let out = node::python("openai_client.py")
         .arg(format!("{}/v1", n.url()))
         .output()
         .expect("run tests/openai_client.py");

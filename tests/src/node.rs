@@ -208,6 +208,20 @@ pub fn voiced_wav(seconds: f64, rate: u32) -> Vec<u8> {
     models::audio::wav::wav_i16_gain(&samples, rate, 1.0).expect("wav")
 }
 
+/// A command running `tests/<script>` with the venv's Python (which
+/// scripts/install-deps.sh makes: OpenAI's client, soundfile, faster-whisper).
+pub fn python(script: &str) -> Command {
+    let py = root().join(".venv/bin/python3");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/install-deps.sh",
+        py.display()
+    );
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("tests").join(script));
+    cmd
+}
+
 /// The keys file's hash of an API key, as `tts-node --hash-api-key` prints it
 /// (the key goes in on standard input).
 pub fn hash_api_key(key: &str) -> String {
@@ -404,14 +418,7 @@ pub fn try_http(
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(300))).ok();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
+    let req = request_head(port, method, path, headers, body.len());
     s.write_all(req.as_bytes())
         .map_err(|e| format!("send the request to 127.0.0.1:{port}: {e}"))?;
     // The server may answer (413) before reading a large body: ignore a failed write.
@@ -458,14 +465,7 @@ pub fn try_https(
         .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(300))).ok();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
+    let req = request_head(port, method, path, headers, body.len());
     tls.write_all(req.as_bytes())
         .and_then(|()| tls.write_all(body))
         .map_err(|e| format!("TLS request to 127.0.0.1:{port}: {e}"))?;
@@ -485,6 +485,24 @@ pub fn try_https(
         ));
     }
     Ok((parse_response(&raw), cert))
+}
+
+/// The head of a `Connection: close` request to 127.0.0.1:`port`.
+fn request_head(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    len: usize,
+) -> String {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {len}\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
 }
 
 fn parse_response(raw: &[u8]) -> Response {
@@ -742,14 +760,7 @@ pub fn transcribe(wavs: &[&[u8]], language: Option<&str>) -> Vec<Heard> {
             p
         })
         .collect();
-    let python = root().join(".venv/bin/python3");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-deps.sh (faster-whisper and Whisper's weights)",
-        python.display()
-    );
-    let mut cmd = Command::new(python);
-    cmd.arg(root().join("tests/transcribe.py"));
+    let mut cmd = python("transcribe.py");
     if let Some(l) = language {
         cmd.args(["--language", l]);
     }
