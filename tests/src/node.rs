@@ -444,8 +444,22 @@ pub fn try_https(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(Response, Vec<u8>), String> {
+    try_https_as(port, ca_file, None, method, path, headers, body)
+}
+
+/// [`try_https`] showing a client certificate (PEM certificate and key
+/// files) when `client` is given.
+pub fn try_https_as(
+    port: u16,
+    ca_file: &Path,
+    client: Option<(&Path, &Path)>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(Response, Vec<u8>), String> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca_file).map_err(|e| e.to_string())? {
         roots
@@ -456,8 +470,20 @@ pub fn try_https(
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| e.to_string())?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| e.to_string())?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+    };
     let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
         .map_err(|e| e.to_string())?;

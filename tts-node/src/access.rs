@@ -607,7 +607,7 @@ pub async fn authorize(
         .to_owned();
     let span = tracing::Span::current();
     if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        span.record(fields::CLIENT_ADDR, tracing::field::display(addr));
+        span.record(fields::CLIENT_ADDR, tracing::field::display(addr.ip()));
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
     if req.method() == Method::OPTIONS

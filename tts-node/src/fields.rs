@@ -131,7 +131,7 @@ pub const CATALOGUE: &[Field] = &[
         CLIENT_ADDR,
         Text,
         REQ,
-        "the peer's address and port (the front's, behind HAProxy)",
+        "the peer's IP address (the front's, behind HAProxy)",
     ),
     f(
         API_KEY_NAME,

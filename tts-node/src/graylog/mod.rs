@@ -126,7 +126,7 @@ mod tests {
             4,
             "a stream per node and the errors stream"
         );
-        assert_eq!(count("event_definition"), 5);
+        assert_eq!(count("event_definition"), 6);
         assert_eq!(count("notification"), 1);
         assert_eq!(count("url_allowlist_entry"), 1);
         assert_eq!(count("dashboard"), 1);
@@ -137,6 +137,11 @@ mod tests {
         assert_eq!(cfg["group_by"], json!(["node_id"]));
         assert_eq!(cfg["search_within_ms"], 60_000);
         assert_eq!(cfg["conditions"]["expression"]["right"]["value"], 5.0);
+        let keys = entity(&mut pack, "event_definition", "without a valid API key");
+        let cfg = &keys["data"]["config"];
+        assert_eq!(cfg["query"]["@value"], "error_code:UNAUTHORIZED");
+        assert_eq!(cfg["group_by"], json!(["node_id", "client_addr"]));
+        assert_eq!(cfg["conditions"]["expression"]["right"]["value"], 20.0);
         let node2 = entity(&mut pack, "stream", "node tts-node-02");
         assert_eq!(
             node2["data"]["stream_rules"][0]["value"]["@value"],

@@ -41,6 +41,9 @@ pub struct PackSpec {
     pub oom_per_minute: u32,
     /// QUEUE_FULL refusals in 5 minutes on one node above which the alert fires.
     pub queue_full_per_5min: u32,
+    /// UNAUTHORIZED refusals in 5 minutes from one client address on one
+    /// node above which the alert fires.
+    pub unauthorized_per_5min: u32,
     /// The pack's revision: raise it when the pack changes.
     pub rev: u32,
 }
@@ -56,6 +59,7 @@ impl PackSpec {
             p95_bound_ms: 5000,
             oom_per_minute: 5,
             queue_full_per_5min: 20,
+            unauthorized_per_5min: 20,
             rev: 1,
         }
     }
@@ -393,6 +397,38 @@ fn dashboard(spec: &PackSpec) -> Value {
             series: vec![p95(f::FIRST_AUDIO_MS), avg(f::FIRST_AUDIO_MS)],
             position: (7, 13, 4, 6),
         },
+        Widget {
+            role: "keys",
+            title: "Completed requests and audio seconds by API key",
+            query: format!(
+                "_exists_:{} AND _exists_:{}",
+                f::DURATION_MS,
+                f::API_KEY_NAME
+            ),
+            visualization: "table",
+            over_time: false,
+            rows: vec![f::API_KEY_NAME],
+            columns: vec![],
+            series: vec!["count()".into(), format!("sum({})", f::AUDIO_SECONDS)],
+            position: (1, 17, 4, 6),
+        },
+        Widget {
+            role: "refusals",
+            title: "Access refusals by error_code and API key",
+            query: format!(
+                "{e}:{} OR {e}:{} OR {e}:{}",
+                Code::Unauthorized.spec().code,
+                Code::Forbidden.spec().code,
+                Code::RateLimited.spec().code,
+                e = f::ERROR_CODE
+            ),
+            visualization: "table",
+            over_time: false,
+            rows: vec![f::ERROR_CODE, f::API_KEY_NAME],
+            columns: vec![f::NODE_ID],
+            series: vec!["count()".into()],
+            position: (7, 17, 4, 6),
+        },
     ];
     let query_id = "q-cluster";
     let mut ws = Vec::new();
@@ -527,6 +563,22 @@ pub fn content_pack(spec: &PackSpec) -> Value {
             group_by: vec![f::NODE_ID],
             series: vec![count("refused")],
             condition: gt("refused", f64::from(spec.queue_full_per_5min)),
+            window_ms: 300_000,
+        },
+        Alert {
+            role: "alert:unauthorized",
+            title: format!("{}: requests without a valid API key", spec.cluster),
+            description: format!(
+                "More than {} {} refusals in 5 minutes from one client_addr on one node: a client with a wrong or revoked key, or someone guessing keys",
+                spec.unauthorized_per_5min,
+                Code::Unauthorized.spec().code
+            ),
+            priority: 2,
+            query: format!("{}:{}", f::ERROR_CODE, Code::Unauthorized.spec().code),
+            streams: vec![errors_stream.clone()],
+            group_by: vec![f::NODE_ID, f::CLIENT_ADDR],
+            series: vec![count("refused")],
+            condition: gt("refused", f64::from(spec.unauthorized_per_5min)),
             window_ms: 300_000,
         },
         Alert {
