@@ -674,7 +674,7 @@ fn conformer_cfg(v: &serde_json::Value) -> ConformerConfig {
         linear_units: n("linear_units"),
         attention_heads: n("attention_heads"),
         num_blocks: n("num_blocks"),
-        perceiver_mult: n("perceiver_mult"),
+        perceiver_mult: v["perceiver_mult"].as_f64().unwrap(),
     }
 }
 

@@ -145,7 +145,15 @@ impl<'a> Settings<'a> {
             linear_units: n("linear_units")?,
             attention_heads: n("attention_heads")?,
             num_blocks: n("num_blocks")?,
-            perceiver_mult: n("perceiver_mult")?,
+            // A number, as the reference computes int(dim * mult * 2 / 3).
+            perceiver_mult: {
+                let key = format!("{path}.perceiver_mult");
+                let m = self.f64(&key)?;
+                if !(m.is_finite() && m > 0.0) {
+                    return Err(self.error(&key, "must be a number above 0"));
+                }
+                m
+            },
         })
     }
 }
@@ -559,6 +567,40 @@ fn read_json(path: &Path) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The official configuration with `perceiver_mult` as `mult`.
+    fn official_with_mult(mult: &str) -> String {
+        crate::indextts2::random_checkpoint::OFFICIAL_CONFIG_YAML
+            .replace("perceiver_mult: 2", &format!("perceiver_mult: {mult}"))
+    }
+
+    #[test]
+    fn perceiver_mult_is_any_number_as_the_reference_reads_it() {
+        // The speaker Perceiver's width is the GPT's (1280).
+        for (mult, want, width) in [
+            ("2", 2.0, 1706),
+            ("0.09375", 0.09375, 80),
+            ("0.3", 0.3, 256),
+        ] {
+            let cfg = IndexTts2Config::from_yaml(&official_with_mult(mult)).expect(mult);
+            let c = &cfg.conditioning;
+            assert_eq!(c.condition_module.perceiver_mult, want, "{mult}");
+            assert_eq!(c.emo_condition_module.perceiver_mult, want, "{mult}");
+            assert_eq!(
+                crate::indextts2::gpt_conditioning::feed_forward_width(
+                    c.model_dim,
+                    c.condition_module.perceiver_mult
+                ),
+                width,
+                "int({} * {mult} * 2 / 3)",
+                c.model_dim
+            );
+        }
+        for bad in ["0", "-1", "\"x\""] {
+            let err = IndexTts2Config::from_yaml(&official_with_mult(bad)).expect_err(bad);
+            assert!(err.to_string().contains("perceiver_mult"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn relative_names_only() {

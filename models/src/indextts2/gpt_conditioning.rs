@@ -31,8 +31,9 @@ pub struct ConformerConfig {
     pub attention_heads: usize,
     /// Layers.
     pub num_blocks: usize,
-    /// Perceiver feed-forward multiplier.
-    pub perceiver_mult: usize,
+    /// Perceiver feed-forward multiplier: any number, as the reference
+    /// takes it (the width is [`feed_forward_width`]).
+    pub perceiver_mult: f64,
 }
 
 /// The `gpt` section of config.yaml, as far as the conditioning goes.
@@ -59,7 +60,7 @@ impl GptConditioningConfig {
                 linear_units: 2048,
                 attention_heads: 8,
                 num_blocks: 6,
-                perceiver_mult: 2,
+                perceiver_mult: 2.0,
             },
             emo_condition_module: ConformerConfig {
                 input_size: 1024,
@@ -67,7 +68,7 @@ impl GptConditioningConfig {
                 linear_units: 1024,
                 attention_heads: 4,
                 num_blocks: 4,
-                perceiver_mult: 2,
+                perceiver_mult: 2.0,
             },
             condition_num_latent: 32,
         }
@@ -266,6 +267,19 @@ pub struct Perceiver {
 }
 
 const DIM_HEAD: usize = 64;
+
+/// The Perceiver's feed-forward width, as the reference's `FeedForward`
+/// computes it: `int(dim * mult * 2 / 3)`, in floating point (so a float
+/// `perceiver_mult` such as 0.09375 works), truncated.
+///
+/// ```
+/// use models::indextts2::gpt_conditioning::feed_forward_width;
+/// assert_eq!(feed_forward_width(512, 2.0), 682);
+/// assert_eq!(feed_forward_width(512, 0.09375), 32);
+/// ```
+pub fn feed_forward_width(dim: usize, mult: f64) -> usize {
+    (dim as f64 * mult * 2.0 / 3.0) as usize
+}
 const PERCEIVER_DEPTH: usize = 2;
 
 impl Perceiver {
@@ -274,12 +288,12 @@ impl Perceiver {
         vb: &VarBuilder,
         dim: usize,
         dim_context: usize,
-        ff_mult: usize,
+        ff_mult: f64,
         heads: usize,
         num_latents: usize,
     ) -> Result<Self> {
         let inner = DIM_HEAD * heads;
-        let ff = dim * ff_mult * 2 / 3;
+        let ff = feed_forward_width(dim, ff_mult);
         let layers = (0..PERCEIVER_DEPTH)
             .map(|i| {
                 let l = vb.pp(format!("layers.{i}"));
