@@ -486,6 +486,20 @@ fn rate_limited(message: String, wait_s: f64) -> NodeError {
     NodeError::new(Code::RateLimited, message).with_retry_after(wait_s.ceil().max(1.0) as u64)
 }
 
+/// Runs `op` on a key's bucket, when it has that limit; a refusal says
+/// what the key is over (`over`) and when to retry.
+fn within(
+    bucket: &Option<Mutex<Bucket>>,
+    op: fn(&mut Bucket, Instant) -> Result<(), f64>,
+    now: Instant,
+    over: impl FnOnce() -> String,
+) -> Result<(), NodeError> {
+    match bucket.as_ref().map(Mutex::lock) {
+        Some(Ok(mut b)) => op(&mut b, now).map_err(|wait| rate_limited(over(), wait)),
+        _ => Ok(()),
+    }
+}
+
 /// What [`admit`] decided.
 enum Admission {
     /// An open route, or a node without keys.
@@ -545,36 +559,22 @@ fn limit(key: &Key, need: Need, route: &str) -> Result<Option<OwnedSemaphorePerm
         ));
     }
     let now = Instant::now();
-    if let Some(b) = &key.usage.requests {
-        if let Ok(mut b) = b.lock() {
-            b.take(now).map_err(|wait| {
-                rate_limited(
-                    format!(
-                        "API key {:?} is over its {} requests per second",
-                        key.name,
-                        key.limits.requests_per_second.unwrap_or_default()
-                    ),
-                    wait,
-                )
-            })?;
-        }
-    }
+    within(&key.usage.requests, Bucket::take, now, || {
+        format!(
+            "API key {:?} is over its {} requests per second",
+            key.name,
+            key.limits.requests_per_second.unwrap_or_default()
+        )
+    })?;
     let mut permit = None;
     if synthesises(route) {
-        if let Some(b) = &key.usage.audio {
-            if let Ok(mut b) = b.lock() {
-                b.admit(now).map_err(|wait| {
-                    rate_limited(
-                        format!(
-                            "API key {:?} is over its {} audio seconds per minute",
-                            key.name,
-                            key.limits.audio_seconds_per_minute.unwrap_or_default()
-                        ),
-                        wait,
-                    )
-                })?;
-            }
-        }
+        within(&key.usage.audio, Bucket::admit, now, || {
+            format!(
+                "API key {:?} is over its {} audio seconds per minute",
+                key.name,
+                key.limits.audio_seconds_per_minute.unwrap_or_default()
+            )
+        })?;
         if let Some(s) = &key.usage.concurrent {
             permit = Some(Arc::clone(s).try_acquire_owned().map_err(|_| {
                 rate_limited(

@@ -143,7 +143,7 @@ pub enum SpeakerRef {
 }
 
 /// `POST /api/tts` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TtsRequest {
     text: String,
