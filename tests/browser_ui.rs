@@ -55,7 +55,7 @@ fn drive(script: &str, n: &Node, artifacts: &std::path::Path, args: &[&str]) -> 
 }
 
 /// The request fields only IndexTTS2 voices take.
-const INDEXTTS2_FIELDS: [&str; 10] = [
+const INDEXTTS2_FIELDS: [&str; 12] = [
     "reference_audio",
     "emotion",
     "emotion_audio",
@@ -66,6 +66,8 @@ const INDEXTTS2_FIELDS: [&str; 10] = [
     "repetition_penalty",
     "num_beams",
     "max_mel_tokens",
+    "diffusion_steps",
+    "inference_cfg_rate",
 ];
 
 #[test]
@@ -311,11 +313,14 @@ fn the_page_drives_indextts2_controls_against_a_mocked_voice() {
             "temperature",
             "repetition_penalty",
             "num_beams",
-            "max_mel_tokens"
+            "max_mel_tokens",
+            "diffusion_steps",
+            "inference_cfg_rate"
         ])
     );
     let up = &seen["uploadRequest"];
     assert_eq!(up["max_mel_tokens"], 40);
+    assert_eq!(up["diffusion_steps"], 12);
     assert_eq!(up["top_k"], 20);
     // The stored speaker: its index, no clip and (emotion "the speaker's")
     // no emotion.

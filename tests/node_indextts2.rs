@@ -39,6 +39,15 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     assert_eq!(caps["emotion"]["audio"], true);
     assert_eq!(caps["speakers"], json!(["alice"]));
     assert_eq!(caps["sample_rate"], 22050);
+    // Flow matching's controls, with the reference's values as defaults.
+    assert_eq!(
+        ix2["controls"]["diffusion_steps"],
+        json!({"min": 1.0, "max": 100.0, "default": 25.0})
+    );
+    assert_eq!(
+        ix2["controls"]["inference_cfg_rate"],
+        json!({"min": 0.0, "max": 2.0, "default": 0.7})
+    );
     let piper = list
         .iter()
         .find(|v| v["engine"] == "piper")
@@ -91,6 +100,45 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
         r.body.len(),
         again.body.len()
     );
+
+    // Fewer flow-matching steps and no guidance: the same greedy codes, so
+    // the same length, in less s2mel work.
+    let fast = post_json(
+        n.port,
+        "/api/tts",
+        &json!({
+            "voice": VOICE,
+            "text": "Hi there.",
+            "reference_audio": b64(&reference),
+            "emotion": [0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.2, 0.05],
+            "emo_alpha": 0.7,
+            "top_k": 1,
+            "num_beams": 1,
+            "max_mel_tokens": 40,
+            "diffusion_steps": 3,
+            "inference_cfg_rate": 0.0
+        }),
+        &[("X-Request-Id", "ix2-fast")],
+    );
+    assert_eq!(fast.status, 200, "{}", String::from_utf8_lossy(&fast.body));
+    assert_eq!(fast.body.len(), r.body.len(), "same codes, same length");
+    assert!(Wav::parse(&fast.body).unwrap().rms() > 0.0);
+    let e = post_json(
+        n.port,
+        "/api/tts",
+        &json!({"voice": VOICE, "text": "Hi.", "diffusion_steps": 500}),
+        &[],
+    );
+    assert_eq!(e.status, 400);
+    assert_eq!(e.json()["error"]["code"], "INVALID_PARAMETER");
+    let e = post_json(
+        n.port,
+        "/api/tts",
+        &json!({"voice": piper["name"], "text": "Hi.", "diffusion_steps": 10}),
+        &[],
+    );
+    assert_eq!(e.status, 400);
+    assert_eq!(e.json()["error"]["code"], "UNSUPPORTED_CONTROL");
 
     // The stored speaker, an emotion clip, the reference's sampling with
     // beams, streamed as PCM.

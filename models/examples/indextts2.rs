@@ -6,6 +6,7 @@
 //!     --text T --out F [--emotion v1,…,v8 | --emotion-audio E.wav] [--emo-alpha A] [--seed N] \
 //!     [--top-k K] [--top-p P] [--temperature T] [--num-beams B] [--repetition-penalty R] \
 //!     [--max-mel-tokens N] [--max-text-tokens-per-segment N] [--fm-noise FILE.npy] \
+//!     [--diffusion-steps N] [--inference-cfg-rate R] \
 //!     [--codes-out FILE.json] [--hub DIR] [--device cpu|cuda] [--tokens 1,2,3]
 //! ```
 //!
@@ -18,7 +19,12 @@
 //! the mel codes of every segment; `--tokens` skips the text front end.
 //! Sampling defaults are the reference's (top_k 30, top_p 0.8, temperature
 //! 0.8, 3 beams, repetition penalty 10, 1500 codes); `--top-k 1 --num-beams
-//! 1` decodes deterministically.
+//! 1` decodes deterministically. Flow matching takes the reference's 25
+//! steps and guidance rate 0.7 unless `--diffusion-steps` or
+//! `--inference-cfg-rate` says otherwise.
+//!
+//! The stage line on stderr gives the front end (the speaker's and the
+//! emotion clip's conditioning) apart from the synthesis stages.
 //!
 //! Last line: `samples=N sample_rate=22050 mel_tokens=M synth_ms=T rtf=X`.
 
@@ -29,6 +35,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use models::indextts2::checkpoint::{AuxModels, Checkpoint};
+use models::indextts2::flow_matching::CfmParams;
 use models::indextts2::gpt::Sampling;
 use models::indextts2::pipeline::{Emotion, IndexTts2, Options, SAMPLE_RATE};
 
@@ -59,6 +66,7 @@ fn main() -> anyhow::Result<()> {
     let mut seed = 0u64;
     let mut max_segment = 120usize;
     let mut sampling = Sampling::default();
+    let mut cfm = CfmParams::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
@@ -84,6 +92,10 @@ fn main() -> anyhow::Result<()> {
             "--max-text-tokens-per-segment" => {
                 max_segment = val()?.parse().context("--max-text-tokens-per-segment")?
             }
+            "--diffusion-steps" => cfm.steps = val()?.parse().context("--diffusion-steps")?,
+            "--inference-cfg-rate" => {
+                cfm.cfg_rate = val()?.parse().context("--inference-cfg-rate")?
+            }
             "--fm-noise" => fm_noise = Some(PathBuf::from(val()?)),
             "--codes-out" => codes_out = Some(PathBuf::from(val()?)),
             "--hub" => hub = Some(PathBuf::from(val()?)),
@@ -103,6 +115,9 @@ fn main() -> anyhow::Result<()> {
         || !(0.0..=1.0).contains(&sampling.top_p)
     {
         bail!("--num-beams must be at least 1, --temperature above 0, --top-p within 0–1");
+    }
+    if cfm.steps == 0 || !(cfm.cfg_rate.is_finite() && cfm.cfg_rate >= 0.0) {
+        bail!("--diffusion-steps must be at least 1, --inference-cfg-rate 0 or more");
     }
     let dev = match device.as_str() {
         "cpu" => Device::Cpu,
@@ -143,6 +158,7 @@ fn main() -> anyhow::Result<()> {
         }
         (None, None) => Emotion::SameAsSpeaker,
     };
+    let front_ms = t.elapsed().as_secs_f64() * 1000.0;
     let noise = match fm_noise {
         Some(path) => {
             if segments.len() != 1 {
@@ -161,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         emotion,
         emo_alpha,
         sampling,
+        cfm,
         seed,
         noise,
         ..Options::default()
@@ -181,10 +198,12 @@ fn main() -> anyhow::Result<()> {
     }
     let t = &result.timings;
     eprintln!(
-        "reference {:.1} s; gpt {:.0} ms, s2mel {:.0} ms, vocoder {:.0} ms; stopped: {:?}",
+        "reference {:.1} s; front end {front_ms:.0} ms, gpt {:.0} ms, s2mel {:.0} ms ({} steps, cfg {}), vocoder {:.0} ms; stopped: {:?}",
         speaker.seconds,
         t.gpt_ms,
         t.s2mel_ms,
+        opts.cfm.steps,
+        opts.cfm.cfg_rate,
         t.vocoder_ms,
         result
             .segments

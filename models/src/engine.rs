@@ -136,6 +136,12 @@ pub struct Controls {
     pub num_beams: Option<u32>,
     /// Most mel tokens generated per segment (IndexTTS2).
     pub max_mel_tokens: Option<u32>,
+    /// Flow-matching (Euler) steps per segment (IndexTTS2, 25 by default):
+    /// fewer is faster and less exact.
+    pub diffusion_steps: Option<u32>,
+    /// Flow matching's classifier-free guidance rate (IndexTTS2, 0.7 by
+    /// default; 0 turns guidance off).
+    pub inference_cfg_rate: Option<f32>,
     /// Pitch multiplier, 1 for the voice's own (FastSpeech2).
     pub pitch: Option<f32>,
     /// Energy (loudness contour) multiplier, 1 for the voice's own
@@ -170,6 +176,8 @@ impl Controls {
             Control::RepetitionPenalty => self.repetition_penalty.is_some(),
             Control::NumBeams => self.num_beams.is_some(),
             Control::MaxMelTokens => self.max_mel_tokens.is_some(),
+            Control::DiffusionSteps => self.diffusion_steps.is_some(),
+            Control::InferenceCfgRate => self.inference_cfg_rate.is_some(),
             Control::Pitch => self.pitch.is_some(),
             Control::Energy => self.energy.is_some(),
         }
@@ -213,6 +221,12 @@ impl Controls {
                 .filter(|_| keep(Control::RepetitionPenalty)),
             num_beams: self.num_beams.filter(|_| keep(Control::NumBeams)),
             max_mel_tokens: self.max_mel_tokens.filter(|_| keep(Control::MaxMelTokens)),
+            diffusion_steps: self
+                .diffusion_steps
+                .filter(|_| keep(Control::DiffusionSteps)),
+            inference_cfg_rate: self
+                .inference_cfg_rate
+                .filter(|_| keep(Control::InferenceCfgRate)),
             pitch: self.pitch.filter(|_| keep(Control::Pitch)),
             energy: self.energy.filter(|_| keep(Control::Energy)),
         }
@@ -282,6 +296,10 @@ pub enum Control {
     NumBeams,
     /// [`Controls::max_mel_tokens`].
     MaxMelTokens,
+    /// [`Controls::diffusion_steps`].
+    DiffusionSteps,
+    /// [`Controls::inference_cfg_rate`].
+    InferenceCfgRate,
     /// [`Controls::pitch`].
     Pitch,
     /// [`Controls::energy`].
@@ -290,7 +308,7 @@ pub enum Control {
 
 impl Control {
     /// Every control, in [`Controls`]' order.
-    pub const ALL: [Control; 16] = [
+    pub const ALL: [Control; 18] = [
         Control::Speaker,
         Control::NoiseScale,
         Control::LengthScale,
@@ -305,18 +323,23 @@ impl Control {
         Control::RepetitionPenalty,
         Control::NumBeams,
         Control::MaxMelTokens,
+        Control::DiffusionSteps,
+        Control::InferenceCfgRate,
         Control::Pitch,
         Control::Energy,
     ];
 
-    /// The sampling controls of an autoregressive engine.
-    pub const SAMPLING: [Control; 6] = [
+    /// The decoding controls of an autoregressive engine: the GPT's
+    /// sampling, then flow matching's steps and guidance.
+    pub const SAMPLING: [Control; 8] = [
         Control::TopK,
         Control::TopP,
         Control::Temperature,
         Control::RepetitionPenalty,
         Control::NumBeams,
         Control::MaxMelTokens,
+        Control::DiffusionSteps,
+        Control::InferenceCfgRate,
     ];
 
     /// The control's name, e.g. `noise_scale`.
@@ -340,6 +363,8 @@ impl Control {
             Control::RepetitionPenalty => "repetition_penalty",
             Control::NumBeams => "num_beams",
             Control::MaxMelTokens => "max_mel_tokens",
+            Control::DiffusionSteps => "diffusion_steps",
+            Control::InferenceCfgRate => "inference_cfg_rate",
             Control::Pitch => "pitch",
             Control::Energy => "energy",
         }
@@ -730,6 +755,8 @@ mod tests {
             repetition_penalty: Some(10.0),
             num_beams: Some(3),
             max_mel_tokens: Some(1500),
+            diffusion_steps: Some(25),
+            inference_cfg_rate: Some(0.7),
             pitch: Some(1.1),
             energy: Some(0.9),
         };

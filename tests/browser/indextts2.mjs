@@ -24,7 +24,8 @@ if (!url || !outDir) {
 }
 
 const INDEX_FIELDS = ["reference_audio", "speaker", "emotion", "emotion_audio", "emo_alpha",
-  "top_k", "top_p", "temperature", "repetition_penalty", "num_beams", "max_mel_tokens"];
+  "top_k", "top_p", "temperature", "repetition_penalty", "num_beams", "max_mel_tokens",
+  "diffusion_steps", "inference_cfg_rate"];
 const MOCK_VOICE = "mock-indextts2";
 
 // A 16-bit PCM WAV file: `seconds` of a 220 Hz tone at `rate`, `channels` channels.
@@ -55,7 +56,7 @@ function wavInfo(b64) {
 function summary(body) {
   const out = { keys: Object.keys(body).sort() };
   for (const k of ["reference_audio", "emotion_audio"]) if (body[k]) out[k] = wavInfo(body[k]);
-  for (const k of ["speaker", "emotion", "emo_alpha", "top_k", "max_mel_tokens", "voice"]) if (k in body) out[k] = body[k];
+  for (const k of ["speaker", "emotion", "emo_alpha", "top_k", "max_mel_tokens", "diffusion_steps", "voice"]) if (k in body) out[k] = body[k];
   return out;
 }
 
@@ -92,7 +93,8 @@ try {
         },
         controls: {
           emo_alpha: range(0, 1), top_k: range(0, 1000), top_p: range(0, 1), temperature: range(0.01, 5),
-          repetition_penalty: range(0.1, 20), num_beams: range(1, 10), max_mel_tokens: range(1, 1815), speaker: false,
+          repetition_penalty: range(0.1, 20), num_beams: range(1, 10), max_mel_tokens: range(1, 1815),
+          diffusion_steps: { min: 1, max: 100, default: 25 }, inference_cfg_rate: { min: 0, max: 2, default: 0.7 }, speaker: false,
         },
       });
       await route.fulfill({ response: r, json: body });
@@ -179,6 +181,7 @@ try {
   const samplingFields = await page.$$eval("#sampling-fields input", (l) => l.map((i) => i.dataset.field));
   if (samplingFields.includes("max_mel_tokens")) await page.fill("#sampling-max_mel_tokens", "40");
   if (samplingFields.includes("top_k")) await page.fill("#sampling-top_k", "20");
+  if (samplingFields.includes("diffusion_steps")) await page.fill("#sampling-diffusion_steps", "12");
   n = await results();
   await page.click("#go");
   const uploadResult = await generated(n);

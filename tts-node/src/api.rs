@@ -848,7 +848,7 @@ mod tests {
 
     const PIPER: [models::Control; 4] = models::piper::voice::PIPER_CONTROLS;
 
-    const INDEXTTS2: [models::Control; 10] = [
+    const INDEXTTS2: [models::Control; 12] = [
         models::Control::ReferenceAudio,
         models::Control::Emotion,
         models::Control::EmotionAudio,
@@ -859,6 +859,8 @@ mod tests {
         models::Control::RepetitionPenalty,
         models::Control::NumBeams,
         models::Control::MaxMelTokens,
+        models::Control::DiffusionSteps,
+        models::Control::InferenceCfgRate,
     ];
 
     /// A ready node serving `voices` (the first is the default), with one
@@ -949,7 +951,9 @@ mod tests {
                 "temperature",
                 "repetition_penalty",
                 "num_beams",
-                "max_mel_tokens"
+                "max_mel_tokens",
+                "diffusion_steps",
+                "inference_cfg_rate"
             ])
         );
         assert_eq!(v["capabilities"]["streaming"]["kind"], "per_segment");
@@ -1060,6 +1064,16 @@ mod tests {
                 "INVALID_PARAMETER",
                 "num_beams must be from 1 to 10",
             ),
+            (
+                r#"{"text": "Hi.", "diffusion_steps": 0}"#,
+                "INVALID_PARAMETER",
+                "diffusion_steps must be from 1 to 100",
+            ),
+            (
+                r#"{"text": "Hi.", "inference_cfg_rate": 2.5}"#,
+                "INVALID_PARAMETER",
+                "inference_cfg_rate must be from 0 to 2",
+            ),
             (r#"{"text": "Hi.", "top_k": -1}"#, "BAD_REQUEST", "top_k"),
             (
                 r#"{"text": "Hi.", "reference_audio": "%%%"}"#,
@@ -1097,6 +1111,8 @@ mod tests {
             "top_k": 30,
             "temperature": 0.8,
             "num_beams": 3,
+            "diffusion_steps": 10,
+            "inference_cfg_rate": 0.5,
         });
         let r = call(&app, post("/api/tts", &body.to_string())).await;
         assert_eq!(r.status, StatusCode::OK);
@@ -1115,6 +1131,10 @@ mod tests {
         assert_eq!(
             (c.emo_alpha, c.top_k, c.temperature, c.num_beams),
             (Some(0.6), Some(30), Some(0.8), Some(3))
+        );
+        assert_eq!(
+            (c.diffusion_steps, c.inference_cfg_rate),
+            (Some(10), Some(0.5))
         );
         assert_eq!((c.top_p, c.noise_scale, c.length_scale), (None, None, None));
 

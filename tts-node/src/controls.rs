@@ -39,6 +39,8 @@ pub struct Asked {
     pub repetition_penalty: Option<f32>,
     pub num_beams: Option<u32>,
     pub max_mel_tokens: Option<u32>,
+    pub diffusion_steps: Option<u32>,
+    pub inference_cfg_rate: Option<f32>,
     pub pitch: Option<f32>,
     pub energy: Option<f32>,
 }
@@ -60,7 +62,7 @@ pub struct Bound {
 
 /// The ranges of the numeric controls (the emotion vector's weights are
 /// each 0 to 1).
-pub const BOUNDS: [Bound; 12] = [
+pub const BOUNDS: [Bound; 14] = [
     bound("speed", Control::LengthScale, 0.25, 4.0),
     bound("noise_scale", Control::NoiseScale, 0.0, 2.0),
     bound("noise_w", Control::NoiseW, 0.0, 2.0),
@@ -71,6 +73,8 @@ pub const BOUNDS: [Bound; 12] = [
     bound("repetition_penalty", Control::RepetitionPenalty, 0.1, 20.0),
     bound("num_beams", Control::NumBeams, 1.0, 10.0),
     bound("max_mel_tokens", Control::MaxMelTokens, 1.0, 1815.0),
+    bound("diffusion_steps", Control::DiffusionSteps, 1.0, 100.0),
+    bound("inference_cfg_rate", Control::InferenceCfgRate, 0.0, 2.0),
     bound("pitch", Control::Pitch, 0.5, 2.0),
     bound("energy", Control::Energy, 0.5, 2.0),
 ];
@@ -117,6 +121,8 @@ impl Asked {
             Control::RepetitionPenalty => self.repetition_penalty.is_some(),
             Control::NumBeams => self.num_beams.is_some(),
             Control::MaxMelTokens => self.max_mel_tokens.is_some(),
+            Control::DiffusionSteps => self.diffusion_steps.is_some(),
+            Control::InferenceCfgRate => self.inference_cfg_rate.is_some(),
             Control::Pitch => self.pitch.is_some(),
             Control::Energy => self.energy.is_some(),
         };
@@ -136,6 +142,8 @@ impl Asked {
             Control::RepetitionPenalty => self.repetition_penalty.map(f64::from),
             Control::NumBeams => self.num_beams.map(f64::from),
             Control::MaxMelTokens => self.max_mel_tokens.map(f64::from),
+            Control::DiffusionSteps => self.diffusion_steps.map(f64::from),
+            Control::InferenceCfgRate => self.inference_cfg_rate.map(f64::from),
             Control::Pitch => self.pitch.map(f64::from),
             Control::Energy => self.energy.map(f64::from),
             _ => None,
@@ -231,6 +239,8 @@ pub fn controls_for(voice: &LoadedVoice, asked: Asked) -> Result<Controls, NodeE
         repetition_penalty: asked.repetition_penalty,
         num_beams: asked.num_beams,
         max_mel_tokens: asked.max_mel_tokens,
+        diffusion_steps: asked.diffusion_steps,
+        inference_cfg_rate: asked.inference_cfg_rate,
         pitch: asked.pitch,
         energy: asked.energy,
     })
@@ -262,11 +272,13 @@ pub fn decode_clip(name: &str, b64: &str) -> Result<Clip, NodeError> {
 }
 
 /// The ranges of the numeric controls `voice` honours, by API name, with the
-/// voice's defaults where the node knows them (Piper's scales), and
+/// voice's defaults where the node knows them (Piper's scales, IndexTTS2's
+/// flow matching), and
 /// `speaker` (whether a speaker can be chosen).
 pub fn ranges(voice: &LoadedVoice) -> serde_json::Map<String, serde_json::Value> {
     let caps = voice.capabilities();
     let defaults = &voice.info().defaults;
+    let cfm = models::indextts2::flow_matching::CfmParams::default();
     let mut out = serde_json::Map::new();
     for b in BOUNDS.iter().filter(|b| caps.supports(b.control)) {
         let mut r = serde_json::json!({ "min": b.min, "max": b.max });
@@ -275,6 +287,8 @@ pub fn ranges(voice: &LoadedVoice) -> serde_json::Map<String, serde_json::Value>
             Control::NoiseScale => Some(f64::from(defaults.noise_scale)),
             Control::NoiseW => Some(f64::from(defaults.noise_w)),
             Control::Pitch | Control::Energy => Some(1.0),
+            Control::DiffusionSteps => Some(cfm.steps as f64),
+            Control::InferenceCfgRate => Some(cfm.cfg_rate),
             _ => None,
         };
         if let (Some(d), Some(obj)) = (default, r.as_object_mut()) {

@@ -174,7 +174,7 @@ error_codes! {
         category: "client_input",
         severity: Minor,
         summary: "a control the voice's engine does not honour (e.g. `top_k` for a Piper voice): the message names it and those the voice supports",
-        root_cause: "The request sets a control (reference_audio, emotion, emotion_audio, emo_alpha, top_k, top_p, temperature, repetition_penalty, num_beams, max_mel_tokens, or a Piper scale) that the chosen voice's engine does not honour.",
+        root_cause: "The request sets a control (reference_audio, emotion, emotion_audio, emo_alpha, top_k, top_p, temperature, repetition_penalty, num_beams, max_mel_tokens, diffusion_steps, inference_cfg_rate, or a Piper scale) that the chosen voice's engine does not honour.",
         solution: "Send only the controls in the voice's capabilities (GET /api/voices), or choose a voice whose engine honours them.",
     },
     UnsupportedLanguage {

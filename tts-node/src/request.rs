@@ -170,6 +170,9 @@ pub struct TtsRequest {
     repetition_penalty: Option<f32>,
     num_beams: Option<u32>,
     max_mel_tokens: Option<u32>,
+    /// IndexTTS2 flow matching: Euler steps (25) and guidance rate (0.7).
+    diffusion_steps: Option<u32>,
+    inference_cfg_rate: Option<f32>,
     /// FastSpeech2 controls: multipliers of the predicted pitch and energy.
     pitch: Option<f32>,
     energy: Option<f32>,
@@ -208,6 +211,9 @@ pub struct OpenAiSpeech {
     repetition_penalty: Option<f32>,
     num_beams: Option<u32>,
     max_mel_tokens: Option<u32>,
+    /// IndexTTS2 flow matching: Euler steps (25) and guidance rate (0.7).
+    diffusion_steps: Option<u32>,
+    inference_cfg_rate: Option<f32>,
     /// FastSpeech2 controls, as in `/api/tts`.
     pitch: Option<f32>,
     energy: Option<f32>,
@@ -248,6 +254,8 @@ impl From<OpenAiSpeech> for TtsRequest {
             repetition_penalty: r.repetition_penalty,
             num_beams: r.num_beams,
             max_mel_tokens: r.max_mel_tokens,
+            diffusion_steps: r.diffusion_steps,
+            inference_cfg_rate: r.inference_cfg_rate,
             pitch: r.pitch,
             energy: r.energy,
         }
@@ -338,6 +346,8 @@ impl TtsRequest {
             repetition_penalty: self.repetition_penalty,
             num_beams: self.num_beams,
             max_mel_tokens: self.max_mel_tokens,
+            diffusion_steps: self.diffusion_steps,
+            inference_cfg_rate: self.inference_cfg_rate,
             pitch: self.pitch,
             energy: self.energy,
         };

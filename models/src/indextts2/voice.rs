@@ -37,6 +37,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint::{AuxModels, Checkpoint};
+use super::flow_matching::CfmParams;
 use super::gpt::Sampling;
 use super::pipeline::{Emotion, IndexTts2, Options, Speaker, MAX_CLIP_SECONDS, SAMPLE_RATE};
 use crate::engine::{
@@ -259,10 +260,16 @@ impl IndexTts2Voice {
             num_beams: c.num_beams.map_or(d.num_beams, |v| (v as usize).max(1)),
             ..d
         };
+        let dc = CfmParams::default();
+        let cfm = CfmParams {
+            steps: c.diffusion_steps.map_or(dc.steps, |v| (v as usize).max(1)),
+            cfg_rate: c.inference_cfg_rate.map_or(dc.cfg_rate, f64::from),
+        };
         Options {
             emotion,
             emo_alpha: c.emo_alpha.map_or(1.0, f64::from),
             sampling,
+            cfm,
             seed: self
                 .seeds
                 .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
