@@ -237,10 +237,14 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     assert_eq!(e.json()["error"]["code"], "INVALID_PARAMETER");
 
     // The completion events: the engine and its stages, typed.
-    let done = events_where(&rx, 4, |m| {
+    let done = events_where(&rx, 5, |m| {
         short_message(m) == "Audio generation completed" && field_str(m, "voice") == Some(VOICE)
     });
-    assert_eq!(done.len(), 4, "four IndexTTS2 completions");
+    assert_eq!(
+        done.len(),
+        5,
+        "five IndexTTS2 completions (one with 3 diffusion steps)"
+    );
     let by_id = |id: &str| {
         done.iter()
             .find(|m| field_str(m, "request_id") == Some(id))
