@@ -55,19 +55,20 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
 
     // A reference clip uploaded, an emotion vector, deterministic decoding.
     let reference = node::voiced_wav(1.2, 16_000);
+    let greedy = json!({
+        "voice": VOICE,
+        "text": "Hi there.",
+        "reference_audio": b64(&reference),
+        "emotion": [0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.2, 0.05],
+        "emo_alpha": 0.7,
+        "top_k": 1,
+        "num_beams": 1,
+        "max_mel_tokens": 40
+    });
     let r = post_json(
         n.port,
         "/api/tts",
-        &json!({
-            "voice": VOICE,
-            "text": "Hi there.",
-            "reference_audio": b64(&reference),
-            "emotion": [0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.2, 0.05],
-            "emo_alpha": 0.7,
-            "top_k": 1,
-            "num_beams": 1,
-            "max_mel_tokens": 40
-        }),
+        &greedy,
         &[("X-Request-Id", "ix2-vector")],
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -81,16 +82,7 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
     let again = post_json(
         n.port,
         "/api/tts",
-        &json!({
-            "voice": VOICE,
-            "text": "Hi there.",
-            "reference_audio": b64(&reference),
-            "emotion": [0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.2, 0.05],
-            "emo_alpha": 0.7,
-            "top_k": 1,
-            "num_beams": 1,
-            "max_mel_tokens": 40
-        }),
+        &greedy,
         &[("X-Request-Id", "ix2-again")],
     );
     assert_eq!(again.status, 200);
@@ -103,21 +95,13 @@ fn an_indextts2_voice_clones_a_reference_with_emotion_and_reports_its_stages() {
 
     // Fewer flow-matching steps and no guidance: the same greedy codes, so
     // the same length, in less s2mel work.
+    let mut fewer_steps = greedy.clone();
+    fewer_steps["diffusion_steps"] = json!(3);
+    fewer_steps["inference_cfg_rate"] = json!(0.0);
     let fast = post_json(
         n.port,
         "/api/tts",
-        &json!({
-            "voice": VOICE,
-            "text": "Hi there.",
-            "reference_audio": b64(&reference),
-            "emotion": [0.0, 0.3, 0.0, 0.0, 0.1, 0.0, 0.2, 0.05],
-            "emo_alpha": 0.7,
-            "top_k": 1,
-            "num_beams": 1,
-            "max_mel_tokens": 40,
-            "diffusion_steps": 3,
-            "inference_cfg_rate": 0.0
-        }),
+        &fewer_steps,
         &[("X-Request-Id", "ix2-fast")],
     );
     assert_eq!(fast.status, 200, "{}", String::from_utf8_lossy(&fast.body));
